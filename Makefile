@@ -1,0 +1,30 @@
+# Two commands do everything (see README):
+#   make report   set up .venv if needed, then run the main job on the embedded corpus
+#   make test     set up .venv if needed, then run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build here; elsewhere e.g. make test TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup report test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# install torch only where the environment has none (never replace Colab's or a CUDA build)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[notebooks,web,test,data]"
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/python -m lmlib prepare --corpus austen --out prepared/austen
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) prepared runs

@@ -1,0 +1,49 @@
+"""Prepared data on disk: a folder with vocab.json, {train,valid,test}.npy and meta.json."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_dir
+from .corpus import SPLIT_NAMES
+from .errors import LMError
+from .splits import Prepared
+from .vocab import Vocab
+
+
+def save_prepared(prepared: Prepared, folder: str | os.PathLike) -> Path:
+    """Write `prepared` to `folder`, replacing it as a whole (atomically)."""
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        prepared.vocab.save(tmp / "vocab.json")
+        for split in SPLIT_NAMES:
+            np.save(tmp / f"{split}.npy", prepared.splits[split].astype(np.int32), allow_pickle=False)
+        meta = {
+            "corpus": prepared.corpus,
+            "protocol": prepared.protocol,
+            "min_freq": prepared.min_freq,
+            "split_tokens": prepared.split_tokens,
+            "split_types": prepared.split_types,
+            "book_tokens": prepared.book_tokens,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_prepared(folder: str | os.PathLike) -> Prepared:
+    """Read a folder written by `save_prepared`."""
+    folder = Path(folder)
+    if not (folder / "meta.json").is_file():
+        raise LMError(f"{folder} holds no prepared data: run `python -m lmlib prepare --out {folder}` first")
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        splits = {s: np.load(folder / f"{s}.npy", allow_pickle=False).astype(np.int64) for s in SPLIT_NAMES}
+    except (OSError, ValueError) as err:
+        raise LMError(f"prepared data in {folder} is damaged ({err}): prepare it again") from None
+    return Prepared(
+        meta["corpus"], meta["protocol"], meta["min_freq"], Vocab.load(folder / "vocab.json"),
+        splits, meta["split_tokens"], meta["split_types"], meta["book_tokens"],
+    )

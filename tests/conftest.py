@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny synthetic corpora written to tmp folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_PTB = ROOT.parent / "shared" / "bench" / "ptb"
+
+
+def write_hpd(root: Path, books: dict[int, dict[int, str]]) -> Path:
+    """Write a fake HPD folder: {book number: {chapter number: text}}."""
+    for book, chapters in books.items():
+        folder = root / f"book_{book}"
+        folder.mkdir(parents=True)
+        for chapter, text in chapters.items():
+            (folder / f"chapter_{chapter}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def tiny_hpd(tmp_path) -> Path:
+    books = {
+        1: {1: "“Harry,” said Ron.", 2: "Two.", 10: "Ten!", 9: "Nine?"},
+        2: {1: "Book two — begins.", 3: "Three"},
+    }
+    root = write_hpd(tmp_path / "hpd", books)
+    (root / ".DS_Store").write_bytes(b"\x00\x01junk")
+    (root / "book_1" / ".DS_Store").write_bytes(b"\x00\x01junk")
+    return root

@@ -1,0 +1,33 @@
+"""pyproject.toml and environment.yml name the same dependencies."""
+import re
+import tomllib
+
+import yaml
+
+from conftest import ROOT
+
+
+def normalise(requirement: str) -> str:
+    return re.sub(r"\s+", "", requirement).lower()
+
+
+def test_environment_yml_names_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        declared |= set(extra)
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {r for r in pip_section if not r.startswith("-e")}
+    assert {normalise(r) for r in listed} == {normalise(r) for r in declared}
+    editable = next(r for r in pip_section if r.startswith("-e"))
+    extras = set(re.search(r"\[(.*)\]", editable).group(1).split(","))
+    assert extras == set(project["optional-dependencies"])
+    assert "python=3.11" in env["dependencies"]
+    assert project["requires-python"] == ">=3.11"
+
+
+def test_gitignore_keeps_runs_venv_and_the_copyrighted_corpus_out():
+    ignored = (ROOT / ".gitignore").read_text().split()
+    for entry in ("runs/", ".venv/", "data/hpd/", "__pycache__/"):
+        assert entry in ignored
