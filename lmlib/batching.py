@@ -56,13 +56,15 @@ def get_batch(data: torch.Tensor, start: int, length: int) -> tuple[torch.Tensor
     return data[:, start : start + length], data[:, start + 1 : start + 1 + length]
 
 
-def fixed_windows(columns: int, bptt: int) -> Iterator[tuple[int, int]]:
-    """(start, length) of consecutive windows; the last may be shorter, none is empty."""
-    for start in range(0, columns - 1, bptt):
+def fixed_windows(columns: int, bptt: int, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, length) of consecutive windows from `start`; the last may be shorter, none is empty."""
+    for start in range(start, columns - 1, bptt):
         yield start, min(bptt, columns - 1 - start)
 
 
-def variable_windows(columns: int, bptt: int, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
+def variable_windows(
+    columns: int, bptt: int, rng: np.random.Generator, start: int = 0
+) -> Iterator[tuple[int, int]]:
     """AWD-LSTM variable-length BPTT (Merity et al. 2017, §4.1).
 
     Each window's length is drawn from N(bptt, 5) — and 5% of the time N(bptt/2, 5) —
@@ -71,7 +73,6 @@ def variable_windows(columns: int, bptt: int, rng: np.random.Generator) -> Itera
     bptt + 20 (the paper's implementation caps them to bound memory). Training scales
     the learning rate by length / bptt so that short windows do not get outsized steps.
     """
-    start = 0
     while start < columns - 1:
         base = bptt if rng.random() < 0.95 else bptt / 2
         length = int(max(5, min(bptt + 20, round(rng.normal(base, 5)))))

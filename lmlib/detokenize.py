@@ -1,0 +1,50 @@
+"""Turn basic_english tokens back into readable text.
+
+basic_english lowercases and splits off punctuation and ASCII apostrophes ("don't" ->
+"don ' t"), so generated tokens read badly as they are. We re-attach punctuation and
+contractions, attach quotes to their words, and capitalise sentences and "I". (Proper
+nouns stay lowercase: the tokenizer threw their capitals away.)
+"""
+from __future__ import annotations
+
+_NO_SPACE_BEFORE = {".", ",", "!", "?", ")", ";", ":", "”", "’"}
+_NO_SPACE_AFTER = {"(", "“", "‘"}
+_SENTENCE_END = {".", "!", "?"}
+_CONTRACTIONS = {"t", "s", "d", "ll", "re", "ve", "m", "clock"}  # don't, it's, ..., o'clock
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Readable text: no space before punctuation, contractions joined, sentences capitalised."""
+    pieces: list[str] = []
+    capitalise, glue, quote_open = True, True, False
+    for i, token in enumerate(tokens):
+        if token == "<eos>":
+            pieces.append("\n")
+            capitalise, glue, quote_open = True, True, False
+            continue
+        glue_after = token in _NO_SPACE_AFTER
+        if token == "'":
+            if i + 1 < len(tokens) and tokens[i + 1] in _CONTRACTIONS and pieces:
+                glue, glue_after = True, True  # "don ' t" -> "don't"
+            elif quote_open:
+                glue, quote_open = True, False  # closing quote sticks to the word before
+            else:
+                glue_after, quote_open = True, True  # opening quote sticks to the word after
+        word, capitalise = _capitalised(token, capitalise)
+        if not (glue or token in _NO_SPACE_BEFORE):
+            pieces.append(" ")
+        pieces.append(word)
+        glue = glue_after
+        if token in _SENTENCE_END:
+            capitalise = True
+    return "".join(pieces).replace(" \n", "\n").strip()
+
+
+def _capitalised(token: str, capitalise: bool) -> tuple[str, bool]:
+    """Capitalise the first letter of a sentence (after any opening quote) and the word "i"."""
+    if token == "i":
+        return "I", False
+    lead = 1 if token[:1] in "“‘\"" else 0
+    if capitalise and token[lead : lead + 1].isalpha():
+        return token[:lead] + token[lead].upper() + token[lead + 1 :], False
+    return token, capitalise

@@ -1,0 +1,160 @@
+"""Text generation: incremental sampling with temperature, top-k and top-p.
+
+Incremental: the prompt is read once, then each new token is fed once with the carried
+hidden state — O(n) in the output length. (The original re-fed the whole sequence at every
+step, O(n^2); benchmarks/generation.py measures the difference.)
+"""
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .detokenize import detokenize
+from .errors import LMError
+from .model import LSTMLanguageModel
+from .tokenize import basic_english
+from .vocab import EOS, UNK, Vocab
+
+MAX_NEW_TOKENS = 1000  # documented cap on one request
+LOG2E = 1 / math.log(2)
+
+
+@dataclass(frozen=True)
+class GeneratedToken:
+    token: str
+    surprisal: float  # bits: -log2 p(token | context) under the model at temperature 1
+
+
+@dataclass(frozen=True)
+class Generation:
+    prompt_tokens: list[str]
+    tokens: list[str]  # the new tokens only
+    surprisals: list[float]
+    text: str  # prompt + continuation, readable
+
+
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:
+    """Validate sampling parameters with messages a user can act on."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise LMError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 100:
+        raise LMError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise LMError(f"top_k must be a whole number >= 0 (0 = off), got {top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+        raise LMError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+
+
+class Generator:
+    """A model and its vocabulary, ready to generate. Safe to share between threads:
+    every call keeps its own hidden state and random generator."""
+
+    def __init__(self, model: LSTMLanguageModel, vocab: Vocab, device: str | torch.device = "cpu"):
+        if model.vocab_size != len(vocab):
+            raise LMError(f"the model has {model.vocab_size} output words but the vocabulary {len(vocab)}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.vocab = vocab
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> "Generator":
+        from .runs import load_model
+
+        model, vocab, _ = load_model(Path(run_dir), device)
+        return cls(model, vocab, device)
+
+    def prompt_tokens(self, prompt: str) -> list[str]:
+        if not isinstance(prompt, str):
+            raise LMError(f"prompt must be text, got {type(prompt).__name__}")
+        return basic_english(prompt)
+
+    @torch.inference_mode()
+    def _read_prompt(self, tokens: list[str]):
+        """Feed the prompt once; an empty prompt starts at a sentence boundary (<eos>)."""
+        ids = self.vocab.encode(tokens) if tokens else [self.vocab.eos_index]
+        x = torch.as_tensor(ids, dtype=torch.long, device=self.device).view(1, -1)
+        hidden = self.model.init_hidden(1, self.device)
+        out, hidden, _ = self.model.features(x, hidden)
+        return self.model.log_probs(out[:, -1:])[0, -1], hidden  # (V,)
+
+    def stream(self, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Iterator[GeneratedToken]:
+        """Yield new tokens one at a time as they are produced; stops at <eos>."""
+        check_sampling(max_new_tokens, temperature, top_k, top_p)
+        generator = torch.Generator(device="cpu").manual_seed(secrets.randbits(63) if seed is None else int(seed))
+        with torch.inference_mode():
+            log_probs, hidden = self._read_prompt(self.prompt_tokens(prompt))
+            for _ in range(max_new_tokens):
+                index = sample(log_probs, temperature, top_k, top_p, generator)
+                if index == self.vocab.eos_index:
+                    return
+                yield GeneratedToken(self.vocab.itos[index], float(-log_probs[index]) * LOG2E)
+                x = torch.tensor([[index]], device=self.device)
+                out, hidden, _ = self.model.features(x, hidden)  # one token, carried state
+                log_probs = self.model.log_probs(out)[0, -1]
+
+    def generate(self, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Generation:
+        """Generate a continuation; returns readable text and the token list."""
+        produced = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
+        prompt_tokens = self.prompt_tokens(prompt)
+        tokens = [t.token for t in produced]
+        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], detokenize(prompt_tokens + tokens))
+
+    @torch.inference_mode()
+    def next_word_distribution(self, prompt: str, k: int = 10) -> list[tuple[str, float]]:
+        """The model's top-k next words for `prompt`, with probabilities (at temperature 1)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise LMError(f"k must be a whole number >= 1, got {k!r}")
+        log_probs, _ = self._read_prompt(self.prompt_tokens(prompt))
+        values, indices = log_probs.exp().topk(min(k, len(self.vocab)))
+        return [(self.vocab.itos[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
+
+
+def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float,
+           generator: torch.Generator) -> int:
+    """Draw one index from `log_probs` (V,), never `<unk>` (index 0).
+
+    Masking `<unk>` and renormalising draws from exactly the distribution the original got
+    by re-sampling until the draw was not `<unk>`.
+    """
+    logits = log_probs.float().clone().cpu()
+    logits[0] = -math.inf  # <unk>
+    if temperature == 0:
+        return int(torch.argmax(logits))
+    logits = logits / temperature
+    if top_k and top_k < logits.numel():
+        threshold = torch.topk(logits, top_k).values[-1]
+        logits[logits < threshold] = -math.inf
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+        drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the smallest set reaching p
+        logits[order[drop]] = -math.inf
+    probs = torch.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def generate(run_or_model, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, seed: int | None = None, vocab: Vocab | None = None) -> Generation:
+    """Convenience: generate from a run directory, a Generator, or (model, vocab=...)."""
+    if isinstance(run_or_model, Generator):
+        generator = run_or_model
+    elif isinstance(run_or_model, (str, os.PathLike)):
+        generator = Generator.from_run(run_or_model)
+    elif isinstance(run_or_model, LSTMLanguageModel):
+        if vocab is None:
+            raise LMError("generate(model, ...) needs vocab=...")
+        generator = Generator(run_or_model, vocab, next(run_or_model.parameters()).device)
+    else:
+        raise LMError(f"generate() takes a run directory, a Generator or a model, not {type(run_or_model).__name__}")
+    return generator.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
+
+
+__all__ = ["Generator", "Generation", "GeneratedToken", "generate", "sample", "MAX_NEW_TOKENS", "EOS", "UNK"]

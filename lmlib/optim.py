@@ -1,0 +1,129 @@
+"""Optimisers and learning-rate schedules: Adam (original), AdamW, SGD and NT-ASGD.
+
+NT-ASGD (Merity et al. 2017, §3): train with plain SGD; once the validation loss is worse
+than the best of the epochs before the last `nonmono`, switch to averaged SGD and from
+then on evaluate (and save) the running average of the weights.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from .checkpoint import optimizer_tensors, restore_optimizer
+from .config import RunConfig
+from .device import autocast, grad_scaler
+
+
+class Optimization:
+    """Optimiser + scheduler + grad scaler + gradient clipping, with checkpointable state."""
+
+    def __init__(self, config: RunConfig, model: torch.nn.Module, device: torch.device, precision: str):
+        self.config, self.model, self.device, self.precision = config, model, device, precision
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.averaging = False
+        self.optimizer = self._make_optimizer(config.optimizer)
+        self.scheduler = self._make_scheduler()
+        self.scaler = grad_scaler(device, precision)
+
+    def _make_optimizer(self, name: str) -> torch.optim.Optimizer:
+        c = self.config
+        if name == "adam":
+            return torch.optim.Adam(self.params, lr=c.lr, weight_decay=c.weight_decay)
+        if name == "adamw":
+            return torch.optim.AdamW(self.params, lr=c.lr, weight_decay=c.weight_decay)
+        if name == "asgd":
+            # t0=0, lambd=0: plain SGD steps, averaging from the switch on (AWD-LSTM's settings)
+            return torch.optim.ASGD(self.params, lr=self.lr, t0=0, lambd=0.0, weight_decay=c.weight_decay)
+        return torch.optim.SGD(self.params, lr=c.lr, weight_decay=c.weight_decay)  # sgd, ntasgd
+
+    def _make_scheduler(self):
+        c = self.config
+        if c.optimizer == "ntasgd" or c.lr_decay_start or c.lr_factor >= 1.0:
+            return None
+        # The original: ReduceLROnPlateau(factor 0.5, patience 0) on the validation loss.
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=c.lr_factor, patience=c.lr_patience)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def start_epoch(self, epoch: int) -> None:
+        """Fixed decay (Zaremba et al. 2014): lr x factor every epoch from `lr_decay_start` on."""
+        c = self.config
+        if c.lr_decay_start and epoch >= c.lr_decay_start:
+            self._set_lr(c.lr * c.lr_factor ** (epoch - c.lr_decay_start + 1))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, hidden, lr_scale: float = 1.0):
+        """One forward/backward/update on a window; returns (NLL without penalties, hidden)."""
+        with autocast(self.device, self.precision):
+            out, hidden, raw = self.model.features(x, hidden)
+            nll = self.model.nll(out, y)
+            loss = nll + self.model.penalty(out, raw)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.clip)
+        if lr_scale != 1.0:  # AWD-LSTM: scale lr with the window length (§4.1)
+            base = self.lr
+            self._set_lr(base * lr_scale)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if lr_scale != 1.0:
+            self._set_lr(base)
+        return nll, hidden
+
+    def end_epoch(self, valid_loss: float, history: list[float]) -> None:
+        """Step the plateau scheduler, or switch SGD to averaged SGD (NT-ASGD)."""
+        if self.scheduler is not None:
+            self.scheduler.step(valid_loss)
+        n = self.config.nonmono
+        if self.config.optimizer == "ntasgd" and not self.averaging and len(history) > n:
+            if valid_loss > min(history[:-n]):
+                self._switch_to_averaging()
+
+    def _switch_to_averaging(self) -> None:
+        self.averaging = True
+        self.optimizer = self._make_optimizer("asgd")
+
+    @contextmanager
+    def averaged_weights(self):
+        """Inside: the model holds the ASGD running average (when averaging); restored after."""
+        if not self.averaging:
+            yield
+            return
+        saved = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p in self.params:
+                state = self.optimizer.state.get(p, {})
+                if "ax" in state:
+                    p.copy_(state["ax"])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, s in zip(self.params, saved):
+                    p.copy_(s)
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors, header = optimizer_tensors(self.optimizer)
+        header["averaging"] = self.averaging
+        header["scheduler"] = self.scheduler.state_dict() if self.scheduler else None
+        header["scaler"] = self.scaler.state_dict() if self.scaler.is_enabled() else None
+        return tensors, header
+
+    def restore(self, tensors: dict[str, torch.Tensor], header: dict) -> None:
+        if header.get("averaging"):
+            self.averaging = True
+            self.optimizer = self._make_optimizer("asgd")
+            self.scheduler = None
+        restore_optimizer(self.optimizer, {k: v.to(self.device) for k, v in tensors.items()}, header)
+        if self.scheduler is not None and header.get("scheduler"):
+            self.scheduler.load_state_dict(header["scheduler"])
+        if header.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(header["scaler"])
