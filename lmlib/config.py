@@ -12,7 +12,7 @@ from typing import Any
 from .errors import LMError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
-INITS = ("original", "awd")
+INITS = ("original", "awd", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -31,7 +31,7 @@ class RunConfig:
     emb_dim: int = 1024
     hid_dim: int = 1024
     num_layers: int = 2
-    init: str = "original"  # "original": the study's (asymmetric) init; "awd": U(-0.1, 0.1) embedding
+    init: str = "original"  # "original": the study's; "awd": U(-0.1, 0.1) embedding; "uniform": all U(-0.1, 0.1)
     dropout_input: float = 0.65  # on the embedding output
     dropout_hidden: float = 0.65  # between LSTM layers
     dropout_output: float = 0.65  # on the last LSTM layer's output

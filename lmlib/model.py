@@ -60,6 +60,11 @@ class LSTMLanguageModel(nn.Module):
     def _init_weights(self) -> None:
         c = self.config
         bound = 1 / math.sqrt(c.hid_dim)
+        if c.init == "uniform":
+            # Zaremba et al. 2014: every parameter, biases included, U(-0.1, 0.1).
+            for parameter in self.parameters():
+                nn.init.uniform_(parameter, -0.1, 0.1)
+            return
         if c.init == "original":
             # The original study's init, kept as it was: the embedding bound is asymmetric,
             # U(-0.1, 1/sqrt(hidden)), most likely a typo for U(-0.1, 0.1) that we preserve

@@ -41,6 +41,16 @@ PRESETS: dict[str, dict] = {
         optimizer="ntasgd", lr=30.0, weight_decay=1.2e-6, batch_size=80, eval_batch_size=10, bptt=70,
         variable_bptt=True, clip=0.25, epochs=300, nonmono=5, lr_factor=1.0, seed=1234,
     ),
+    # Zaremba et al. 2014, "small" (Penn Treebank: valid 120.7, test 114.5): 2 x 200, no
+    # dropout, all weights U(-0.1, 0.1), SGD lr 1 with the gradient norm clipped at 5 on the
+    # loss summed over 20 steps and averaged over the batch = lr 20, clip 0.25 on our per-token
+    # mean; lr halved every epoch after epoch 4; 13 epochs; batch 20; bptt 20.
+    "zaremba-small": dict(
+        emb_dim=200, hid_dim=200, num_layers=2, init="uniform",
+        dropout_input=0.0, dropout_hidden=0.0, dropout_output=0.0, **_AWD_OFF,
+        optimizer="sgd", lr=20.0, batch_size=20, eval_batch_size=1, bptt=20, clip=0.25, epochs=13,
+        lr_decay_start=5, lr_factor=0.5, seed=1234,
+    ),
 }
 PRESET_NAMES = tuple(PRESETS)
 

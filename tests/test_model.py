@@ -149,3 +149,9 @@ def test_adaptive_softmax_gives_exact_normalised_probabilities():
     _, loss, _ = model(ids, model.init_hidden(2), ids)
     exact = -log_probs.gather(-1, ids.unsqueeze(-1)).mean()
     assert loss.item() == pytest.approx(exact.item(), rel=1e-5)
+
+
+def test_uniform_init_of_zaremba_covers_every_parameter():
+    model = LSTMLanguageModel(V, tiny(init="uniform"))
+    for name, parameter in model.named_parameters():
+        assert parameter.abs().max() <= 0.1 and parameter.abs().max() > 0.05, name
