@@ -77,8 +77,8 @@ def train(config: RunConfig, run_dir: str | os.PathLike, *, prepared: Prepared |
     """Train (or resume) the run in `run_dir`; return its results dict."""
     paths = RunPaths(Path(run_dir))
     finished = read_results(paths.root)
-    if finished is not None and _same_config(paths, config):
-        return finished  # already trained with this config: nothing to do
+    if finished is not None and read_config(paths.root)[0] == config:
+        return finished  # already trained with exactly this config: nothing to do
     session = _open_session(config, paths, prepared)
     with _stop_on_sigint() as stop:
         _loop(session, stop, progress)
@@ -123,6 +123,9 @@ def _batched_splits(config: RunConfig, prepared: Prepared, device: torch.device)
 def _loop(s: Session, stop: threading.Event, progress: bool) -> None:
     started = time.perf_counter() - s.state.elapsed
     while not s.state.stopped and s.state.epoch <= s.config.epochs:
+        if s.config.max_minutes and s.state.elapsed >= s.config.max_minutes * 60:
+            s.state.stopped = "time_budget"
+            break
         finished_epoch = _train_epoch(s, stop, started, progress)
         s.state.elapsed = time.perf_counter() - started
         if stop.is_set():
@@ -241,9 +244,8 @@ def _restore(s: Session) -> None:
     s.opt.restore(tensors, header["optimization"])
     restore_rng(s.rng, tensors, header["rng"])
     s.state = LoopState(**header["loop"])
-    if s.state.stopped == "completed" or (s.state.stopped and s.state.epoch > s.config.epochs):
-        return
-    s.state.stopped = ""  # a larger budget or more epochs continue a stopped run
+    if s.state.stopped in ("completed", "time_budget"):
+        s.state.stopped = ""  # more epochs or a larger budget continue a finished run
     layers = sorted({int(k.split("/")[1]) for k in tensors if k.startswith("hidden/")})
     s.hidden = [(tensors[f"hidden/{i}/h"].to(s.device), tensors[f"hidden/{i}/c"].to(s.device)) for i in layers] or None
     truncate_metrics(s.paths, s.state.epoch)
@@ -276,11 +278,6 @@ def _finish(s: Session) -> dict:
     }
     write_json(s.paths.results, results)
     return results
-
-
-def _same_config(paths: RunPaths, config: RunConfig) -> bool:
-    saved, _ = read_config(paths.root)
-    return _differences(saved, config) == []
 
 
 def _differences(saved: RunConfig, config: RunConfig) -> list[str]:

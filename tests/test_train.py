@@ -13,7 +13,7 @@ from conftest import ROOT
 from lmlib.errors import LMError
 from lmlib.optim import Optimization
 from lmlib.presets import get_preset
-from lmlib.runs import METRIC_COLUMNS, load_run, read_metrics
+from lmlib.runs import METRIC_COLUMNS, load_run, read_metrics, read_results
 from lmlib.train import train
 
 SMALL = dict(subset_tokens=6000, epochs=3, batch_size=8, bptt=10, emb_dim=16, hid_dim=16)
@@ -197,3 +197,12 @@ def test_loaded_run_needs_no_pickle(smoke_run):
     assert not run.model.training and run.results["best_epoch"] >= 1
     header = (smoke_run / "model.safetensors").read_bytes()[:8]
     assert header[:2] != b"\x80\x04"  # not a pickle stream
+
+
+def test_more_epochs_continue_a_finished_run(tmp_path):
+    first = train(small(epochs=2), tmp_path / "grow", progress=False)
+    assert train(small(epochs=2), tmp_path / "grow", progress=False) == first  # nothing to do
+    train(small(epochs=3), tmp_path / "grow", progress=False)
+    whole = train(small(epochs=3), tmp_path / "whole", progress=False)
+    assert list(read_metrics(tmp_path / "grow")["epoch"]) == [1, 2, 3]
+    assert read_results(tmp_path / "grow")["test_ppl"] == whole["test_ppl"]
