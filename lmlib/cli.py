@@ -190,7 +190,13 @@ def add_generate(commands) -> None:
 
 
 def run_generate(args) -> int:
+    import torch
+
     from .generate import Generator
+
+    # One word at a time is too little work to share between threads: a second intra-op
+    # thread only waits (10x slower on a busy 2-core machine, benchmarks/generation_latency.py).
+    torch.set_num_threads(1)
 
     result = Generator.from_run(args.run).generate(
         args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
@@ -199,18 +205,19 @@ def run_generate(args) -> int:
 
 
 def add_serve(commands) -> None:
-    parser = commands.add_parser("serve", help="serve the generation web page for a run",
-                                 description="Serve the generation page and JSON API (waitress; 127.0.0.1 by default).")
-    parser.add_argument("--run", required=True, help="the run directory")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    parser = commands.add_parser("serve", help="serve a trained run: web page + JSON API",
+                                 description="Serve a trained run on a web page and a JSON API (waitress).")
+    parser.add_argument("--run", required=True, help="a trained run folder, e.g. runs/cpu")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--dev", action="store_true", help="Flask's development server instead of waitress (never debug)")
     parser.set_defaults(handler=run_serve)
 
 
 def run_serve(args) -> int:
     from .web import serve
 
-    serve(args.run, host=args.host, port=args.port)
+    serve(args.run, host=args.host, port=args.port, production=not args.dev)
     return 0
 
 

@@ -1,0 +1,134 @@
+"""Real-browser tests: headless Debian Chromium drives the Flask page and the panel under Voila.
+
+Skipped when /usr/bin/chromium is missing, except with LMLIB_REQUIRE_BROWSER=1 (CI), where
+that is a failure. Set LMLIB_SCREENSHOTS=reports/screenshots to keep the screenshots.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lm_fixtures import browser, screenshot_dir, tiny_run, voila_server, web_server  # noqa: F401 - fixtures
+
+VIEWPORT = {"width": 900, "height": 760}
+
+
+@pytest.fixture
+def page(browser):  # noqa: F811
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def set_range(page, selector: str, key: str, presses: int = 0, then: str = "ArrowRight") -> str:
+    """Move a range input with the keyboard as a person would; returns its new value."""
+    slider = page.locator(selector)
+    slider.focus()
+    slider.press(key)
+    for _ in range(presses):
+        slider.press(then)
+    return slider.input_value()
+
+
+def generate_on_page(page) -> dict:
+    """Click Generate, wait for the spinner to go, return what the page posted."""
+    from playwright.sync_api import expect
+
+    with page.expect_request("**/generate/stream") as posted:
+        page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#spinner")).to_be_hidden(timeout=60_000)
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    return posted.value.post_data_json
+
+
+def test_flask_page_generates_with_the_sliders(page, web_server, tiny_run, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(web_server)
+    expect(page.locator("#model-name")).to_contain_text(f"Model: {tiny_run.name}")
+    page.locator("#prompt").fill("Elizabeth walked to the window and")
+    assert set_range(page, "#max_seq_len", "Home", presses=5) == "35"
+    assert set_range(page, "#temperature", "End", presses=2, then="ArrowLeft") == "0.9"
+    expect(page.locator("#max_seq_len_value")).to_have_text("35")
+    expect(page.locator("#temperature_value")).to_have_text("0.90")
+    posted = generate_on_page(page)
+    assert posted["max_seq_len"] == 35 and posted["temperature"] == pytest.approx(0.9)
+    expect(page.locator("#info")).to_contain_text("words in")
+    text = page.locator("#output").inner_text()
+    assert text.startswith("Elizabeth walked to the window and") and len(text.split()) > 7  # a "," may follow
+    words = int(re.match(r"(\d+) words", page.locator("#info").inner_text()).group(1))
+    assert 1 <= words <= 35
+    assert page.locator("#error").is_hidden() and page.dialogs == []
+    page.locator("main").screenshot(path=str(screenshot_dir(tmp_path) / "web_page.png"))
+
+
+def test_flask_page_shows_script_prompts_as_text(page, web_server):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(web_server)
+    page.locator("#advanced summary").click()
+    page.locator("#colour").check()  # the word-by-word (coloured) view keeps the streamed spans
+    attack = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2; alert(1)">'
+    page.locator("#prompt").fill(attack)
+    generate_on_page(page)
+    expect(page.locator("#info")).to_contain_text("words in")
+    assert page.locator("#output").inner_text().startswith(attack)
+    assert page.locator("#output script, #output img").count() == 0
+    assert page.evaluate("window.pwned") is None and page.dialogs == []
+
+
+def test_flask_page_shows_errors_in_the_page(page, web_server):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(web_server)
+    page.locator("#prompt").fill("   ")  # passes the form's `required`, refused by the server
+    generate_on_page(page)
+    expect(page.locator("#error")).to_have_text(re.compile("prompt is required"))
+    assert page.dialogs == [] and "{" not in page.locator("#error").inner_text()
+
+
+def test_voila_panel_generates_with_the_sliders(page, voila_server, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(voila_server)
+    generate = page.get_by_role("button", name="Generate")
+    expect(generate).to_be_visible(timeout=90_000)  # the kernel runs the notebook first
+    for label, key in (("Temperature", "Home"), ("Max length", "Home")):
+        row = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=label))
+        row.locator(".noUi-handle").focus()
+        page.keyboard.press(key)
+        page.keyboard.press("ArrowRight")
+    temperature = page.locator(".widget-slider", has=page.locator(".widget-label", has_text="Temperature"))
+    expect(temperature.locator(".widget-readout")).to_have_text("0.15")
+    length = page.locator(".widget-slider", has=page.locator(".widget-label", has_text="Max length"))
+    expect(length.locator(".widget-readout")).to_have_text("15")
+    generate.click()
+    status = page.get_by_text(re.compile(r"done: \d+ words"))
+    expect(status).to_be_visible(timeout=60_000)
+    words, temp = re.search(r"done: (\d+) words, temperature ([\d.]+)", status.inner_text()).groups()
+    assert 1 <= int(words) <= 15 and temp == "0.15"  # the kernel saw both slider moves
+    text = page.locator(".lm-output").inner_text()
+    assert text.startswith("It is a truth universally acknowledged") and len(text.split()) > 6
+    expect(page.locator(".lm-dist")).to_contain_text("Next word")
+    page.get_by_text("colour by surprise").click()
+    expect(page.locator(".lm-output span[title$=' bits']")).to_have_count(int(words))
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "panel_voila.png"), full_page=True)
+
+
+def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch, tmp_path):
+    import lm_fixtures
+
+    monkeypatch.setattr(lm_fixtures, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("LMLIB_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-chromium is missing"):
+        lm_fixtures.require_browser()
+    monkeypatch.setenv("LMLIB_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="LMLIB_REQUIRE_BROWSER=1"):
+        lm_fixtures.require_browser()

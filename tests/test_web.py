@@ -1,0 +1,248 @@
+"""The Flask app: the original API still works, every bad input is a JSON 400, requests are independent."""
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+import threading
+
+import pytest
+
+from lm_fixtures import ROOT, generator, tiny_run  # noqa: F401 - fixtures
+from lmlib.errors import LMError
+from lmlib.web import STATIC, Busy, Limits, Slots, create_app, parse_request, serve
+
+
+@pytest.fixture(scope="module")
+def client(generator):  # noqa: F811
+    return create_app(generator, name="tiny").test_client()
+
+
+def post(client, payload, path="/generate"):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return client.post(path, data=body, content_type="application/json")
+
+
+def events(response) -> list[tuple[str, dict]]:
+    """Parse a text/event-stream body into (event, data) pairs."""
+    pairs = []
+    for block in response.get_data(as_text=True).strip().split("\n\n"):
+        kind = re.search(r"^event: (.*)$", block, re.M).group(1)
+        data = re.search(r"^data: (.*)$", block, re.M).group(1)
+        pairs.append((kind, json.loads(data)))
+    return pairs
+
+
+def test_original_request_fields_still_work(client):
+    response = post(client, {"prompt": "it was", "max_seq_len": 30, "temperature": 0.7})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert isinstance(body["generated_text"], str) and body["generated_text"].lower().startswith("it was")
+    assert 1 <= len(body["tokens"]) <= 30
+    assert len(body["surprisals"]) == len(body["tokens"])
+    assert body["stopped"] in ("length", "eos")
+
+
+def test_range_input_strings_are_numbers_as_the_original_page_sent_them():
+    request = parse_request(b'{"prompt": "it", "max_seq_len": "40", "temperature": "0.5"}', Limits())
+    assert (request.max_new_tokens, request.temperature) == (40, 0.5)
+
+
+def test_same_seed_gives_same_text_and_the_random_seed_is_returned(client):
+    first = post(client, {"prompt": "she said", "max_new_tokens": 20, "seed": 7}).get_json()
+    again = post(client, {"prompt": "she said", "max_new_tokens": 20, "seed": 7}).get_json()
+    assert first["tokens"] == again["tokens"] and first["seed"] == 7
+    drawn = post(client, {"prompt": "she said", "max_new_tokens": 20}).get_json()
+    replay = post(client, {"prompt": "she said", "max_new_tokens": 20, "seed": drawn["seed"]}).get_json()
+    assert replay["tokens"] == drawn["tokens"]
+
+
+BAD = [
+    ({"max_seq_len": 30}, "prompt is required"),
+    ({"prompt": 42}, "prompt is required"),
+    ({"prompt": "   "}, "prompt is required"),
+    ({"prompt": "x" * 2001}, "prompt is 2001 characters"),
+    ({"prompt": "a", "temperature": "hot"}, "temperature must be a number"),
+    ({"prompt": "a", "temperature": True}, "temperature must be a number"),
+    ({"prompt": "a", "temperature": [1]}, "temperature must be a number"),
+    ({"prompt": "a", "temperature": 3}, "temperature must be between 0 and 2"),
+    ({"prompt": "a", "temperature": -0.1}, "temperature must be between"),
+    ({"prompt": "a", "max_seq_len": 0}, "max_new_tokens must be between 1 and 300"),
+    ({"prompt": "a", "max_seq_len": 10**6}, "max_new_tokens must be between"),
+    ({"prompt": "a", "max_new_tokens": 2.5}, "must be a whole number"),
+    ({"prompt": "a", "max_new_tokens": 20, "max_seq_len": 30}, "not both"),
+    ({"prompt": "a", "top_k": -1}, "top_k must be between"),
+    ({"prompt": "a", "top_p": 0}, "top_p must be between"),
+    ({"prompt": "a", "top_p": 1.5}, "top_p must be between"),
+    ({"prompt": "a", "seed": -3}, "seed must be between"),
+    ({"prompt": "a", "seed": "lucky"}, "seed must be a number"),
+    ({"prompt": "a", "colour": "red"}, "unknown field(s) colour"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"{prompt: 'a'}", "not valid JSON"),
+    (b'{"prompt": "a", "temperature": NaN}', "temperature must be a number"),
+    (b'["it was"]', "must be a JSON object"),
+    (b"", "not valid JSON"),
+    (b'{"prompt": "' + b"a" * 20_000 + b'"}', "request body is over 16384 bytes"),
+]
+
+
+@pytest.mark.parametrize("path", ["/generate", "/generate/stream"])
+@pytest.mark.parametrize(("payload", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_input_is_a_json_400_that_says_what_is_wrong(client, path, payload, message):
+    response = post(client, payload, path)
+    assert response.status_code == 400
+    assert response.is_json and message in response.get_json()["error"]
+
+
+class Failing:
+    """The real generator, made to fail after `after` tokens (LMError, or a bug when `bug`)."""
+
+    def __init__(self, generator, after: int, bug: bool = False):
+        self.generator, self.vocab, self.after, self.bug = generator, generator.vocab, after, bug
+
+    def stream(self, prompt, **keywords):
+        for i, item in enumerate(self.generator.stream(prompt, **keywords)):
+            if i == self.after:
+                raise RuntimeError("boom") if self.bug else LMError("the model refused this prompt")
+            yield item
+
+
+@pytest.mark.parametrize("path", ["/generate", "/generate/stream"])
+def test_a_refusal_before_the_first_word_is_a_400(generator, path):  # noqa: F811
+    client = create_app(Failing(generator, after=0)).test_client()
+    response = post(client, {"prompt": "the", "seed": 1}, path)
+    assert response.status_code == 400 and response.get_json()["error"] == "the model refused this prompt"
+
+
+@pytest.mark.parametrize(("bug", "message"), [(False, "the model refused"), (True, "see the server log")])
+def test_a_failure_mid_stream_ends_with_an_error_event(generator, bug, message):  # noqa: F811
+    client = create_app(Failing(generator, after=2, bug=bug)).test_client()
+    pairs = events(post(client, {"prompt": "the", "max_new_tokens": 20, "seed": 1}, "/generate/stream"))
+    assert [kind for kind, _ in pairs] == ["token", "token", "error"] and message in pairs[-1][1]["error"]
+
+
+def test_wrong_method_and_unknown_path_answer_json(client):
+    assert client.get("/generate").status_code == 405
+    missing = client.get("/nothing-here")
+    assert missing.status_code == 404 and "error" in missing.get_json()
+
+
+def test_stream_sends_each_token_then_the_same_result_as_generate(client):
+    payload = {"prompt": "mr darcy", "max_new_tokens": 15, "temperature": 0.9, "seed": 3}
+    pairs = events(post(client, payload, "/generate/stream"))
+    kinds = [kind for kind, _ in pairs]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"token"}
+    streamed = [data["token"] for kind, data in pairs if kind == "token"]
+    done = pairs[-1][1]
+    assert streamed == done["tokens"] == post(client, payload).get_json()["tokens"]
+
+
+def test_concurrent_requests_share_no_hidden_state(generator):  # noqa: F811
+    app = create_app(generator, limits=Limits(max_concurrent=4))
+    seeds = list(range(8))
+    alone = {s: post(app.test_client(), {"prompt": "the", "max_new_tokens": 25, "seed": s}).get_json()["tokens"]
+             for s in seeds}
+    together: dict[int, list] = {}
+
+    def ask(seed):
+        body = post(app.test_client(), {"prompt": "the", "max_new_tokens": 25, "seed": seed}).get_json()
+        together[seed] = body["tokens"]
+
+    threads = [threading.Thread(target=ask, args=(s,)) for s in seeds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert together == alone
+
+
+def test_each_request_is_bounded_in_time(generator):  # noqa: F811
+    app = create_app(generator, limits=Limits(max_seconds=1e-9))
+    body = post(app.test_client(), {"prompt": "the", "max_new_tokens": 100}).get_json()
+    assert body["stopped"] == "time" and len(body["tokens"]) == 1
+
+
+def test_slots_refuse_when_busy_and_come_back():
+    slots = Slots(1, timeout=0.01)
+    release = slots.take()
+    with pytest.raises(Busy, match="busy"):
+        slots.take()
+    release()
+    release()  # twice is harmless
+    slots.take()()
+
+
+def test_a_streamed_response_gives_its_slot_back(generator):  # noqa: F811
+    client = create_app(generator, limits=Limits(max_concurrent=1, queue_seconds=0.01)).test_client()
+    for _ in range(3):
+        response = post(client, {"prompt": "the", "max_new_tokens": 3}, "/generate/stream")
+        assert response.status_code == 200
+        response.close()
+
+
+def test_health_names_the_model_and_its_limits(client):
+    body = client.get("/health").get_json()
+    assert body["status"] == "ok" and body["model"] == "tiny"
+    assert body["vocab_size"] > 2 and body["limits"]["max_new_tokens"] == 300
+
+
+def test_page_and_assets_are_local_and_hardened(client):
+    page = client.get("/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="generate"' in html
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    for asset in ("app.js", "style.css"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    for path in STATIC.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(https?:)?//[a-z]", re.sub(r"^\s*//.*$", "", text, flags=re.M)), path
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # no inline script: the CSP forbids it
+    assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML", (STATIC / "app.js").read_text())
+
+
+def test_serving_is_safe_by_default(client):
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+    assert client.application.debug is False
+
+
+@pytest.mark.parametrize("bad", [{"max_seconds": 0}, {"max_concurrent": -1}, {"max_body_bytes": True}])
+def test_limits_are_checked(bad):
+    with pytest.raises(LMError, match="must be a positive number"):
+        Limits(**bad)
+
+
+def bench_module(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_the_load_benchmark_runs_tiny(tiny_run, tmp_path):  # noqa: F811
+    bench_module("load_test").main(["--run", str(tiny_run), "--seconds", "1.5", "--clients", "2",
+                                    "--max-new-tokens", "10", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "load_test.json").read_text())
+    assert result["errors"] == 0 and result["requests"] > 0
+    assert result["p50_ms"] <= result["p95_ms"] and "cores" in result["machine"]
+
+
+def test_the_latency_benchmark_runs_tiny(tiny_run, tmp_path):  # noqa: F811
+    bench_module("generation_latency").main(["--run", str(tiny_run), "--words", "5", "--repeat", "1", "--no-web",
+                                             "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "generation_latency.json").read_text())["rows"]
+    assert len(rows) == 4 and rows[0]["step"].startswith("library generate, ")
+    assert rows[2]["step"] == "library generate, 1 torch thread"
+    assert all(1 <= row["words"] <= 5 for row in rows)
+
+
+def test_the_page_files_are_packaged():
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"].get("package-data", {})
+    for path in STATIC.iterdir():
+        name = path.relative_to(STATIC.parent).as_posix()
+        assert any(fnmatch.fnmatch(name, p) for p in patterns.get("lmlib", [])), f"{name} missing from package-data"
