@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -74,14 +75,29 @@ class Generator:
             raise LMError(f"prompt must be text, got {type(prompt).__name__}")
         return basic_english(prompt)
 
+    def _kernels(self):
+        # On CPU, PyTorch's oneDNN LSTM kernel costs ~55 ms per one-token call at 1024 wide
+        # against ~6 ms for the native one (benchmarks/generation.py); it only pays off on
+        # long sequences. The switch is process-wide, so it is held per call, not per stream.
+        return _without_onednn() if self.device.type == "cpu" else nullcontext()
+
     @torch.inference_mode()
     def _read_prompt(self, tokens: list[str]):
         """Feed the prompt once; an empty prompt starts at a sentence boundary (<eos>)."""
         ids = self.vocab.encode(tokens) if tokens else [self.vocab.eos_index]
         x = torch.as_tensor(ids, dtype=torch.long, device=self.device).view(1, -1)
         hidden = self.model.init_hidden(1, self.device)
-        out, hidden, _ = self.model.features(x, hidden)
+        with self._kernels():
+            out, hidden, _ = self.model.features(x, hidden)
         return self.model.log_probs(out[:, -1:])[0, -1], hidden  # (V,)
+
+    @torch.inference_mode()
+    def _step(self, index: int, hidden):
+        """Feed one token with the carried state; return the next log-distribution (V,)."""
+        x = torch.tensor([[index]], device=self.device)
+        with self._kernels():
+            out, hidden, _ = self.model.features(x, hidden)
+        return self.model.log_probs(out)[0, -1], hidden
 
     def stream(self, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
                top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Iterator[GeneratedToken]:
@@ -95,9 +111,7 @@ class Generator:
                 if index == self.vocab.eos_index:
                     return
                 yield GeneratedToken(self.vocab.itos[index], float(-log_probs[index]) * LOG2E)
-                x = torch.tensor([[index]], device=self.device)
-                out, hidden, _ = self.model.features(x, hidden)  # one token, carried state
-                log_probs = self.model.log_probs(out)[0, -1]
+                log_probs, hidden = self._step(index, hidden)  # one token, carried state
 
     def generate(self, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Generation:
@@ -115,6 +129,16 @@ class Generator:
         log_probs, _ = self._read_prompt(self.prompt_tokens(prompt))
         values, indices = log_probs.exp().topk(min(k, len(self.vocab)))
         return [(self.vocab.itos[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
+
+
+@contextmanager
+def _without_onednn():
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float,

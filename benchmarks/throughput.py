@@ -1,0 +1,266 @@
+"""Training throughput of the original loop vs lmlib, and the hardware efficiency of each.
+
+    python benchmarks/throughput.py [--sizes 256x256x2,512x512x2] [--rounds 5] [--steps 2] [--threads 1]
+
+Three variants per model size (emb x hidden x layers), on the same token stream (the
+default corpus's training split) and its vocabulary:
+
+  reference   benchmarks/reference.py: the original's model and train step, `.item()` every step
+  identical   lmlib with the `original` preset at this size: the same maths through
+              LSTMLanguageModel + Optimization.step (loss summed on the device, no sync per step)
+  cpu recipe  lmlib with the `cpu` preset's choices at this size (softmax head, dropout kind,
+              regularisers, its own batch size and BPTT length)
+
+The machine is shared and noisy, so the variants are measured side by side: after one
+warm-up step each, every round times `--steps` steps of each variant in turn (order
+reversed every other round) plus one large float32 matrix product; a variant's speed is
+its median over rounds and its ratio is the median of the per-round ratios to the
+reference measured in that same round.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import common  # noqa: E402
+import reference  # noqa: E402
+from lmlib.batching import batchify  # noqa: E402
+from lmlib.config import RunConfig  # noqa: E402
+from lmlib.corpus import load_corpus  # noqa: E402
+from lmlib.model import LSTMLanguageModel, resolve_cutoffs  # noqa: E402
+from lmlib.optim import Optimization  # noqa: E402
+from lmlib.presets import get_preset  # noqa: E402
+from lmlib.splits import prepare  # noqa: E402
+
+TARGET_IDENTICAL, TARGET_RECIPE, TARGET_EFFICIENCY = 0.95, 2.5, 0.5
+
+
+# --- FLOP counting --------------------------------------------------------------------
+# Only the matrix products are counted (2 FLOPs per multiply-add); gates, softmax,
+# dropout, the embedding lookup and the optimiser are the overhead the efficiency exposes.
+# Per token, forward:
+#   LSTM layer (input n_in, hidden h):  2 * 4h * (n_in + h)     W_ih x_t and W_hh h_{t-1}
+#   full softmax (features d, vocab V): 2 * d * V
+#   adaptive softmax (Grave et al. 2017): the head, 2 * d * (c_0 + clusters), for every
+#       token; cluster i (projection d_i = d / 4^(i+1), s_i words) only for the fraction f_i
+#       of targets that fall in it: f_i * 2 * (d * d_i + d_i * s_i)
+# A training step costs 3x the forward: the backward computes one product for the input
+# gradient and one for the weight gradient per forward product.
+
+def lstm_sizes(config: RunConfig) -> list[tuple[int, int]]:
+    """(input, hidden) of each LSTM layer, as LSTMLanguageModel builds them."""
+    out = config.emb_dim if config.tie_weights else config.hid_dim
+    sizes = [config.emb_dim] + [config.hid_dim] * (config.num_layers - 1) + [out]
+    return list(zip(sizes[:-1], sizes[1:]))
+
+
+def train_flops_per_token(config: RunConfig, vocab_size: int, target_ids: torch.Tensor) -> float:
+    """Matrix-product FLOPs of one training step per token (see the comment above)."""
+    forward = sum(2 * 4 * h * (n_in + h) for n_in, h in lstm_sizes(config))
+    d = config.emb_dim if config.tie_weights else config.hid_dim
+    if not config.adaptive_softmax:
+        forward += 2 * d * vocab_size
+    else:
+        cutoffs = list(resolve_cutoffs(vocab_size, config.cutoffs)) + [vocab_size]
+        forward += 2 * d * (cutoffs[0] + len(cutoffs) - 1)
+        for i in range(len(cutoffs) - 1):
+            d_i = int(d // 4 ** (i + 1))  # div_value=4, as in lmlib.model
+            share = float(((target_ids >= cutoffs[i]) & (target_ids < cutoffs[i + 1])).double().mean())
+            forward += share * 2 * (d * d_i + d_i * (cutoffs[i + 1] - cutoffs[i]))
+    return 3.0 * forward
+
+
+# --- variants -------------------------------------------------------------------------
+
+@dataclass
+class Variant:
+    """A training step over consecutive windows of its own batchified copy of the stream."""
+
+    name: str
+    config: RunConfig  # the maths it runs (the reference mirrors `original`)
+    data: torch.Tensor  # (batch, columns)
+    step: Callable[[torch.Tensor, torch.Tensor, bool], None]  # (x, y, restart) -> None
+    flops_per_token: float = 0.0
+    column: int = 0
+    speeds: list[float] = field(default_factory=list)  # tokens/s per round
+
+    def run(self, steps: int, sync: Callable[[], None]) -> float:
+        """Train `steps` windows; return tokens per second."""
+        bptt = self.config.bptt
+        tokens = 0
+        started = time.perf_counter()
+        for _ in range(steps):
+            restart = self.column + bptt + 1 > self.data.size(1)
+            if restart:
+                self.column = 0
+            x = self.data[:, self.column : self.column + bptt]
+            y = self.data[:, self.column + 1 : self.column + 1 + bptt]
+            self.step(x, y, restart)
+            self.column += bptt
+            tokens += y.numel()
+        sync()
+        return tokens / (time.perf_counter() - started)
+
+
+def reference_variant(size: tuple[int, int, int], vocab_size: int, ids: torch.Tensor, device) -> Variant:
+    config = get_preset("original", emb_dim=size[0], hid_dim=size[1], num_layers=size[2], device=device.type)
+    model, optimizer, criterion = reference.make_training(vocab_size, *size, device)
+    data = reference.get_data(ids, config.batch_size)  # stays on the CPU, as the original's did
+    state = {"hidden": model.init_hidden(config.batch_size, device)}
+
+    def step(x, y, restart):
+        if restart:
+            state["hidden"] = model.init_hidden(config.batch_size, device)
+        x, y = x.to(device), y.to(device)  # the original copied each window to the device
+        _, state["hidden"] = reference.train_step(model, optimizer, criterion, x, y, state["hidden"], config.clip)
+
+    model.train()
+    return Variant("reference", config, data, step)
+
+
+def lmlib_variant(name: str, config: RunConfig, vocab_size: int, ids: torch.Tensor, device,
+                  precision: str = "fp32") -> Variant:
+    model = LSTMLanguageModel(vocab_size, config).to(device)
+    opt = Optimization(config, model, device, precision)
+    data = batchify(ids, config.batch_size).to(device)
+    state = {"hidden": model.init_hidden(config.batch_size, device),
+             "loss": torch.zeros((), dtype=torch.float64, device=device)}
+
+    def step(x, y, restart):  # as lmlib.train's inner loop
+        if restart:
+            state["hidden"] = model.init_hidden(config.batch_size, device)
+        hidden = model.detach_hidden(state["hidden"])
+        nll, state["hidden"] = opt.step(x, y, hidden)
+        state["loss"] += nll.detach().double() * y.numel()  # summed on the device: no sync
+
+    model.train()
+    return Variant(name, config, data, step)
+
+
+def make_variants(size, vocab_size: int, ids: torch.Tensor, device, recipe: str = "cpu") -> list[Variant]:
+    emb, hid, layers = size
+    variants = [
+        reference_variant(size, vocab_size, ids, device),
+        lmlib_variant("lmlib identical", get_preset("original", emb_dim=emb, hid_dim=hid, num_layers=layers),
+                      vocab_size, ids, device),
+        lmlib_variant(f"lmlib {recipe} recipe", get_preset(recipe, emb_dim=emb, hid_dim=hid, num_layers=layers),
+                      vocab_size, ids, device),
+    ]
+    for v in variants:
+        v.flops_per_token = train_flops_per_token(v.config, vocab_size, v.data[:, 1:])
+    return variants
+
+
+# --- measurement ----------------------------------------------------------------------
+
+def matmul_flops(n: int, repeat: int = 3) -> float:
+    """FLOP/s of an n x n x n float32 matrix product (best of `repeat`) on this thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def measure(variants: list[Variant], rounds: int, steps: int, matmul_n: int) -> list[float]:
+    """Warm up, then time the variants side by side; returns the matmul FLOP/s of each round."""
+    sync = (lambda: torch.cuda.synchronize()) if torch.cuda.is_available() else (lambda: None)
+    for v in variants:
+        v.run(1, sync)
+    peaks = []
+    for r in range(rounds):
+        order = variants if r % 2 == 0 else variants[::-1]
+        for v in order:
+            v.speeds.append(v.run(steps, sync))
+        peaks.append(matmul_flops(matmul_n))
+    return peaks
+
+
+def summarise(size, variants: list[Variant], peaks: list[float]) -> list[dict]:
+    ref = variants[0]
+    rows = []
+    for v in variants:
+        ratios = [s / r for s, r in zip(v.speeds, ref.speeds)]
+        efficiency = [s * v.flops_per_token / p for s, p in zip(v.speeds, peaks)]
+        rows.append({
+            "size": "x".join(map(str, size)), "variant": v.name,
+            "batch": f"{v.data.size(0)}x{v.config.bptt}",
+            "tokens_per_s": statistics.median(v.speeds),
+            "ratio": statistics.median(ratios),
+            "gflop_per_token": v.flops_per_token / 1e9,
+            "gflop_per_s": statistics.median(v.speeds) * v.flops_per_token / 1e9,
+            "efficiency": statistics.median(efficiency),
+        })
+    return rows
+
+
+def parse_sizes(text: str) -> list[tuple[int, int, int]]:
+    return [tuple(int(n) for n in part.split("x")) for part in text.split(",") if part]
+
+
+def load_ids(subset_tokens: int):
+    prepared = prepare(load_corpus("austen"))
+    ids = torch.as_tensor(prepared.train, dtype=torch.long)
+    return (ids[:subset_tokens] if subset_tokens else ids), len(prepared.vocab)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="256x256x2,512x512x2", help="emb x hidden x layers, comma-separated")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2, help="training steps per variant per round")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--matmul", type=int, default=2048, help="side of the square matmul that sets the peak")
+    parser.add_argument("--subset-tokens", type=int, default=0, help="use only the first N training tokens")
+    parser.add_argument("--recipe", default="cpu", help="the preset whose choices are compared")
+    parser.add_argument("--out", default=str(common.RESULTS), help="folder for throughput.json")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    ids, vocab_size = load_ids(args.subset_tokens)
+    load_before = os.getloadavg()
+    rows, peaks_all = [], []
+    for size in parse_sizes(args.sizes):
+        variants = make_variants(size, vocab_size, ids, device, args.recipe)
+        peaks = measure(variants, args.rounds, args.steps, args.matmul)
+        peaks_all += peaks
+        rows += summarise(size, variants, peaks)
+    print(f"vocabulary {vocab_size:,}; {torch.get_num_threads()} torch thread(s); "
+          f"matmul peak {statistics.median(peaks_all) / 1e9:.1f} GFLOP/s; load {load_before[0]:.1f}")
+    common.print_table(rows)
+    identical = [r["ratio"] for r in rows if r["variant"] == "lmlib identical"]
+    recipe = [r["ratio"] for r in rows if r["variant"].endswith("recipe")]
+    payload = {
+        "vocab_size": vocab_size, "train_tokens": int(ids.numel()), "threads": torch.get_num_threads(),
+        "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
+        "rounds": args.rounds, "steps": args.steps, "matmul_n": args.matmul,
+        "matmul_gflop_per_s": statistics.median(peaks_all) / 1e9, "rows": rows,
+        "targets": {"identical_ratio": TARGET_IDENTICAL, "recipe_ratio": TARGET_RECIPE, "efficiency": TARGET_EFFICIENCY},
+        "met": {"identical_ratio": min(identical) >= TARGET_IDENTICAL, "recipe_ratio": min(recipe) >= TARGET_RECIPE,
+                "efficiency": all(r["efficiency"] >= TARGET_EFFICIENCY for r in rows)},
+    }
+    common.RESULTS = Path(args.out)
+    print(f"wrote {common.write_result('throughput', payload)}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The benchmark scripts run end to end at a tiny size, so they cannot rot.
+
+Each runs as a user would (a subprocess, its own command line) with --out in a tmp folder,
+so the committed results are never overwritten. Only the JSON's shape is checked: timings
+belong to the benchmarks themselves, not to tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+TINY = ["--subset-tokens", "8000"]
+
+
+def run_script(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    done = subprocess.run(args + ["--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def load(tmp_path: Path, name: str) -> dict:
+    payload = json.loads((tmp_path / f"{name}.json").read_text())
+    assert {"cpu", "cores", "torch", "gpu"} <= set(payload["machine"])
+    return payload
+
+
+def test_throughput_script(tmp_path):
+    run_script([sys.executable, "benchmarks/throughput.py", "--sizes", "16x16x2", "--rounds", "1", "--steps", "1",
+                "--matmul", "64", "--threads", "1", *TINY], tmp_path)
+    payload = load(tmp_path, "throughput")
+    variants = [row["variant"] for row in payload["rows"]]
+    assert variants == ["reference", "lmlib identical", "lmlib cpu recipe"]
+    for row in payload["rows"]:
+        assert row["tokens_per_s"] > 0 and row["gflop_per_token"] > 0 and 0 < row["efficiency"]
+    assert payload["rows"][0]["ratio"] == 1.0
+    assert set(payload["met"]) == {"identical_ratio", "recipe_ratio", "efficiency"}
+
+
+def test_generation_script(tmp_path):
+    done = run_script([sys.executable, "benchmarks/generation.py", "--size", "16x16x2", "--vocab", "50",
+                       "--tokens", "3,8", "--repeat", "1"], tmp_path)
+    payload = load(tmp_path, "generation")
+    assert [row["new_tokens"] for row in payload["rows"]] == [3, 8]
+    assert all(row["reference_ms_per_token"] > 0 and row["lmlib_ms_per_token"] > 0 for row in payload["rows"])
+    assert "ratio" in done.stdout
+
+
+def test_time_to_quality_script(tmp_path):
+    run_script([sys.executable, "benchmarks/time_to_quality.py", "--minutes", "0.01", "--width", "16", *TINY],
+               tmp_path)
+    payload = load(tmp_path, "time_to_quality")
+    assert set(payload["runs"]) == {"original", "cpu"}
+    for run in payload["runs"].values():
+        assert run["results"]["test_ppl"] > 1 and run["curve"], run
+    assert payload["runs"]["original"]["config"]["hid_dim"] == payload["runs"]["cpu"]["config"]["hid_dim"] == 16
+    assert "improvement" in payload and isinstance(payload["met"], bool)
+    assert (tmp_path / "time_to_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_script(tmp_path):
+    run_script([sys.executable, "benchmarks/memory.py", "--minutes", "0.01", "--width", "16", "--threads", "1",
+                *TINY], tmp_path)
+    rows = load(tmp_path, "memory")["rows"]
+    assert [row["recipe"] for row in rows] == ["cpu", "original"]
+    for row in rows:
+        assert 0 < row["peak_training_mib"] <= row["peak_process_mib"] + 1
+
+
+def test_gpu_script_runs_on_cpu(tmp_path):
+    run_script(["bash", "benchmarks/gpu.sh", "--size", "16x16x2", "--epochs", "1", *TINY], tmp_path)
+    payload = load(tmp_path, "gpu_compare")
+    assert [row["variant"] for row in payload["rows"]] == ["reference", "lmlib fp32", "lmlib auto"]
+    assert all(row["s_per_epoch"] > 0 and "peak_gpu_mib" in row for row in payload["rows"])
+
+
+def test_reference_and_lmlib_compute_the_same_function():
+    """The reference is a faithful original: with the same weights, lmlib's `original` maths agree."""
+    from generation import build_models
+
+    ref, ours = build_models((8, 12, 2), vocab_size=30)
+    ids = torch.randint(0, 30, (3, 7))
+    with torch.no_grad():
+        expected, (h, c) = ref(ids, ref.init_hidden(3, "cpu"))
+        out, hidden, _ = ours.features(ids, ours.init_hidden(3))
+        got = ours.log_probs(out)
+    torch.testing.assert_close(got, torch.log_softmax(expected, -1))
+    torch.testing.assert_close(hidden[0][0], h)
+
+
+def test_flop_count_of_the_original_step():
+    from throughput import train_flops_per_token
+
+    from lmlib.presets import get_preset
+
+    config = get_preset("original", emb_dim=4, hid_dim=8, num_layers=2)
+    lstm = 2 * 4 * 8 * (4 + 8) + 2 * 4 * 8 * (8 + 8)
+    assert train_flops_per_token(config, 100, torch.zeros(5, dtype=torch.long)) == 3 * (lstm + 2 * 8 * 100)
+    adaptive = config.replace(adaptive_softmax=True, cutoffs=(50,))
+    all_in_tail = train_flops_per_token(adaptive, 100, torch.full((5,), 60))
+    assert all_in_tail == 3 * (lstm + 2 * 8 * 51 + 2 * (8 * 2 + 2 * 50))
+
+
+@pytest.mark.parametrize("script", ["throughput", "generation", "time_to_quality", "memory", "gpu_compare"])
+def test_every_benchmark_documents_its_command(script):
+    text = (BENCH / f"{script}.py").read_text()
+    assert text.startswith('"""') and ("python benchmarks/" in text or "bash benchmarks/" in text)
+    assert script in (BENCH / "README.md").read_text()
