@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/python -m lmlib prepare --corpus austen --out prepared/austen
+	$(BIN)/python -m lmlib report --profile default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

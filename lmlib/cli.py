@@ -226,13 +226,14 @@ def add_report(commands) -> None:
                                  description="Execute the numbered notebooks for a profile and render reports/report.html.")
     parser.add_argument("--profile", default="default", help="smoke, default or gpu (params/<profile>.yaml)")
     parser.add_argument("--reports-dir", default="reports")
+    parser.add_argument("--fresh", action="store_true", help="retrain every run instead of reusing finished ones")
     parser.set_defaults(handler=run_report)
 
 
 def run_report(args) -> int:
     from .pipeline import run_pipeline
 
-    path = run_pipeline(args.profile, reports_dir=args.reports_dir)
+    path = run_pipeline(args.profile, reports_dir=args.reports_dir, fresh=args.fresh)
     print(f"report written to {path}")
     return 0
 

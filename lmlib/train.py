@@ -157,7 +157,7 @@ def _train_epoch(s: Session, stop: threading.Event, started: float, progress: bo
         s.hidden = model.init_hidden(cfg.batch_size, s.device)
     rows = data.size(0)
     bar = tqdm(total=(data.size(1) - 1) * rows, initial=st.column * rows, desc=f"epoch {st.epoch}/{cfg.epochs}",
-               unit="tok", unit_scale=True, disable=not progress, leave=False, dynamic_ncols=True)
+               unit="tok", unit_scale=True, disable=not progress, leave=True, dynamic_ncols=True)
     loss_acc = torch.zeros((), dtype=torch.float64, device=s.device)  # summed on device: no sync per step
     last_checkpoint = time.perf_counter()
     try:
@@ -259,7 +259,7 @@ def _finish(s: Session) -> dict:
         raise LMError(f"{s.paths.root} has no best weights: training stopped before the first validation")
     tensors, _ = load_tensors(s.paths.model)
     load_model_tensors(s.model, tensors, str(s.paths.model))
-    valid = evaluate_loss(s.model, s.data["valid"], s.config.bptt, s.precision)
+    valid = s.state.best_loss  # measured on exactly these weights when they were saved
     test = evaluate_loss(s.model, s.data["test"], s.config.bptt, s.precision)
     from .runs import read_metrics
 

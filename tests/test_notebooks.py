@@ -1,0 +1,115 @@
+"""The numbered notebooks: house rules, the outputs policy, and nbval in the smoke profile.
+
+nbval runs with --nbval-lax: every cell must run without error, and only the cells marked
+`# NBVAL_CHECK_OUTPUT` (the deterministic corpus statistics of notebook 01) are compared
+with the outputs stored in git. The notebooks run as copies with smoke parameters injected
+(papermill's own injection), so the test trains seconds, not minutes.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MINE = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03")]
+CHECK = "# NBVAL_CHECK_OUTPUT"
+
+
+def smoke_parameters(name: str, tmp: Path) -> dict:
+    prepared, runs = str(tmp / "prepared"), str(tmp / "runs")
+    return {
+        "01": {"prepared_dir": prepared},
+        "02": {"run_name": "smoke", "preset": "smoke", "max_minutes": None, "prepared_dir": prepared, "runs_root": runs},
+        "03": {"runs_root": runs},
+        "04": {"runs_root": runs},
+    }.get(name[:2], {})
+
+
+def test_the_four_numbered_notebooks_exist():
+    assert [p.name[:2] for p in MINE] == ["01", "02", "03"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_house_layout(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert sum(c.source.startswith("# ") for c in nb.cells if c.cell_type == "markdown") == 1  # one H1
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert 'LMLIB_REPO = "https://github.com/' in code[0].source  # the Colab install cell comes first
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for statement in ast.parse(params[0].source).body:  # literals only
+        assert isinstance(statement, ast.Assign), ast.dump(statement)
+        ast.literal_eval(statement.value)
+    assert "setup()" in "".join(c.source for c in code[:2])  # work from the project root
+
+
+def test_every_notebook_installs_from_the_same_placeholder_url():
+    urls = {next(line for line in nbformat.read(p, 4).cells[1].source.splitlines() if line.startswith("LMLIB_REPO"))
+            for p in NOTEBOOKS}
+    assert len(urls) == 1
+
+
+@pytest.mark.parametrize("path", MINE, ids=lambda p: p.name)
+def test_stored_notebooks_keep_only_checked_outputs(path):
+    """The outputs policy: outputs (and counts) only where nbval checks them; no figures, no widgets."""
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if not cell.source.startswith(CHECK):
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: cell {cell.id} stores outputs"
+        for output in cell.outputs:
+            assert "image/png" not in output.get("data", {})
+    assert path.stat().st_size < 40_000
+
+
+def test_notebook_01_stores_the_statistics_nbval_checks():
+    nb = nbformat.read(ROOT / "notebooks" / "01_data_prep.ipynb", as_version=4)
+    checked = {c.id: c for c in nb.cells if c.cell_type == "code" and c.source.startswith(CHECK)}
+    assert {"books", "splits", "vocab", "frequent", "sample"} <= set(checked)
+    assert all(c.outputs for c in checked.values())
+    text = json.dumps([c.outputs for c in checked.values()])
+    assert "577514" in text and "7,784" in text  # train tokens and vocabulary of the embedded corpus
+
+
+def test_notebooks_pass_nbval_in_the_smoke_profile(tmp_path):
+    from papermill.iorw import load_notebook_node  # adds the tags papermill expects
+    from papermill.parameterize import parameterize_notebook
+
+    copies = []
+    for path in NOTEBOOKS:
+        nb = parameterize_notebook(load_notebook_node(str(path)), smoke_parameters(path.name, tmp_path))
+        copy = tmp_path / path.name
+        nbformat.write(nb, copy)
+        copies.append(str(copy))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), *copies],
+        cwd=tmp_path, capture_output=True, text=True, timeout=540,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert (tmp_path / "runs" / "smoke" / "results.json").is_file()
+
+
+def test_strip_outputs_keeps_only_checked_cells():
+    from lmlib.notebook import strip_outputs
+
+    out = [nbformat.v4.new_output("stream", text="42\n")]
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {}, "papermill": {}})
+    nb.cells = [nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(42)", execution_count=3, outputs=out),
+                nbformat.v4.new_code_cell("print(42)", execution_count=4, outputs=list(out))]
+    strip_outputs(nb)
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+    assert nb.cells[0].outputs and nb.cells[0].execution_count == 3
+    assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None

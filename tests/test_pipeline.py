@@ -1,0 +1,153 @@
+"""The report pipeline: profiles, the failure path (with stand-in notebooks), and the real smoke run."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import ROOT
+from lmlib.errors import LMError
+from lmlib.pipeline import load_profile, plan, run_pipeline
+
+PROFILES = ("smoke", "default", "gpu")
+
+
+def write_notebook(path: Path, *sources: str) -> None:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}\n## Section A", id="title"),
+                nbformat.v4.new_code_cell("runs_root = ''", id="params", metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(s, id=f"c{i}") for i, s in enumerate(sources)]
+    nbformat.write(nb, path)
+
+
+def write_profile(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"title": "Tiny", "runs": [{"name": "a", "preset": "smoke"}]}))
+    return path
+
+
+@pytest.fixture
+def fake_notebooks(tmp_path) -> Path:
+    """Stand-ins for 01-03 that run in a second and write no runs."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in ("01_data_prep", "02_train_lstm", "03_compare_runs"):
+        write_notebook(folder / f"{name}.ipynb", "print('ok')")
+    return folder
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_loads_and_names_valid_runs(name):
+    profile = load_profile(name)
+    assert profile.runs and len({r.name for r in profile.runs}) == len(profile.runs)
+    if name == "default":
+        assert len(profile.runs) >= 4 and profile.corpus == "austen"
+
+
+def test_a_bad_profile_is_a_clear_error(tmp_path):
+    with pytest.raises(LMError, match="no profile 'nope'.*choose one of default, gpu, smoke"):
+        load_profile("nope")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"runs": [{"name": "x", "preset": "smoke", "overrides": {"hid_dimm": 3}}]}))
+    with pytest.raises(LMError, match="run 'x': unknown config field.*hid_dimm"):
+        load_profile(path)
+    path.write_text(yaml.safe_dump({"runs": [{"name": "x", "preset": "smoke"}, {"name": "x", "preset": "cpu"}]}))
+    with pytest.raises(LMError, match="unique"):
+        load_profile(path)
+
+
+def test_plan_runs_02_once_per_run_and_04_only_when_present(tmp_path, fake_notebooks):
+    profile = load_profile("smoke")
+    steps = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)
+    names = [s.notebook for s in steps]
+    assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * len(profile.runs) + ["03_compare_runs.ipynb"]
+    assert [s.parameters["run_name"] for s in steps[1:-1]] == [r.name for r in profile.runs]
+    write_notebook(fake_notebooks / "04_generation_panel.ipynb", "print(runs_root)")
+    last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
+    assert last.notebook == "04_generation_panel.ipynb" and last.parameters == {"runs_root": str(tmp_path / "runs")}
+
+
+def test_a_failing_notebook_names_notebook_and_cell_and_keeps_the_old_report(tmp_path, fake_notebooks):
+    reports = tmp_path / "reports"
+    kwargs = dict(reports_dir=reports, runs_root=tmp_path / "runs", notebooks_dir=fake_notebooks,
+                  params_dir=tmp_path / "params", log=lambda *a: None)
+    profile = write_profile(tmp_path / "params")
+    good = run_pipeline(str(profile), **kwargs)
+    assert good == reports / "tiny" / "report.html"
+    before = good.read_text()
+    assert "No run finished." in before and 'id="s3"' in before
+
+    write_notebook(fake_notebooks / "03_compare_runs.ipynb", "x = 1", "# explain\ny = 1 / 0")
+    with pytest.raises(LMError) as err:
+        run_pipeline(str(profile), **kwargs)
+    message = str(err.value)
+    assert "notebook 03_compare_runs.ipynb (comparison) failed in cell 4" in message
+    assert "section “Section A”" in message and "y = 1 / 0" in message and "ZeroDivisionError" in message
+    assert good.read_text() == before  # the good report is untouched
+    assert (reports / "tiny.tmp" / "notebooks" / "03_compare_runs.ipynb").is_file()  # the failed build, to inspect
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory) -> Path:
+    """The real pipeline, smoke profile, into a temporary folder (about a minute on 2 cores)."""
+    root = tmp_path_factory.mktemp("smoke")
+    return run_pipeline("smoke", reports_dir=root / "reports", runs_root=root / "runs", log=lambda *a: None)
+
+
+def test_smoke_pipeline_writes_one_report_with_every_section(smoke_report):
+    html = smoke_report.read_text(encoding="utf-8")
+    folder = smoke_report.parent
+    profile = load_profile("smoke")
+    assert "1 · Data preparation" in html and "3 · Comparison of the runs" in html
+    for run in profile.runs:
+        assert f"Training run “{run.name}”" in html
+        assert (folder / "notebooks" / f"02_train_lstm-{run.name}.ipynb").is_file()
+    if (ROOT / "notebooks" / "04_generation_panel.ipynb").is_file():
+        assert "4 · Generation panel" in html
+    assert 'class="toc"' in html and "Best run: <strong>" in html
+    assert re.search(r'<img alt="perplexity curves of every run" src="data:image/png;base64,', html)
+    assert html.count("data:image/png;base64,") >= 1 + len(profile.runs)  # title + each run's curves
+    assert (folder / "summary.json").is_file()
+
+
+def test_smoke_report_has_static_widgets_and_no_remote_script(smoke_report):
+    html = smoke_report.read_text(encoding="utf-8")
+    assert html.count('<script type="application/vnd.jupyter.widget-state+json">') == 1
+    state = json.loads(re.search(r'widget-state\+json">(.*?)</script>', html, re.S).group(1).replace("<\\/", "</"))
+    views = [json.loads(v) for v in re.findall(r'widget-view\+json">(.*?)</script>', html, re.S)]
+    assert views, "no widget is shown (progress bars, the panel)"
+    assert all(v["model_id"] in state["state"] for v in views)  # every view can be drawn statically
+    sources = re.findall(r"<script[^>]*\ssrc=\"([^\"]+)\"", html)
+    assert sources == ["assets/embed.js"]
+    assert (smoke_report.parent / "assets" / "embed.js").stat().st_size > 1_000_000
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", html)
+
+
+def test_smoke_report_renders_offline_in_chromium(smoke_report):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no /usr/bin/chromium")
+    pytest.importorskip("playwright")
+    from lmlib.report import check_in_browser
+
+    seen = check_in_browser(smoke_report)
+    assert seen["remote_requests"] == [] and seen["errors"] == []
+    assert seen["widgets"] >= 1 and seen["images"] >= 2 and seen["tables"] >= 3
+
+
+def test_closed_widgets_are_dropped_and_heading_ids_are_prefixed_per_section():
+    from lmlib.report import render_section
+
+    nb = nbformat.v4.new_notebook()
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "gone", "version_major": 2, "version_minor": 0},
+            "text/plain": "epoch 1:   0%"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n## Part", id="a"),
+                nbformat.v4.new_code_cell("bar", id="b", outputs=[nbformat.v4.new_output("display_data", data=view)])]
+    section = render_section(nb, "s7", "New title")
+    assert "epoch 1:" not in section.body and "widget-view" not in section.body
+    assert 'id="s7-Part"' in section.body and section.headings == [(2, "s7-Part", "Part")]
+    assert section.title == "New title" and "New title" in section.body
