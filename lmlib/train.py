@@ -32,7 +32,10 @@ from .errors import LMError
 from .evaluate import evaluate_loss, perplexity
 from .model import LSTMLanguageModel, count_parameters
 from .optim import Optimization
-from .runs import RunPaths, append_metrics, read_config, read_results, truncate_metrics, write_config
+from .atomic import write_json
+from .runs import (
+    RunPaths, append_metrics, read_config, read_metrics, read_results, truncate_metrics, write_config,
+)
 from .splits import Prepared, prepare
 
 # Fields that may change between an interrupted run and its resumption.
@@ -252,17 +255,13 @@ def _restore(s: Session) -> None:
 
 
 def _finish(s: Session) -> dict:
-    """Evaluate the best weights on valid and test, write results.json."""
-    from .atomic import write_json
-
+    """Evaluate the best weights on test (valid was measured when they were saved); write results.json."""
     if not s.paths.model.is_file():
         raise LMError(f"{s.paths.root} has no best weights: training stopped before the first validation")
     tensors, _ = load_tensors(s.paths.model)
     load_model_tensors(s.model, tensors, str(s.paths.model))
     valid = s.state.best_loss  # measured on exactly these weights when they were saved
     test = evaluate_loss(s.model, s.data["test"], s.config.bptt, s.precision)
-    from .runs import read_metrics
-
     metrics = read_metrics(s.paths.root)
     results = {
         "parameters": count_parameters(s.model),
