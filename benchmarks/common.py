@@ -18,6 +18,9 @@ def machine() -> dict:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
         info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        from lmlib.device import cpu_has_native_bf16
+
+        info["cpu_bf16"] = cpu_has_native_bf16()  # decides what `--precision auto` trains in
     except ImportError:
         info["torch"] = None
     return info

@@ -9,7 +9,12 @@ default corpus's training split) and its vocabulary:
   identical   lmlib with the `original` preset at this size: the same maths through
               LSTMLanguageModel + Optimization.step (loss summed on the device, no sync per step)
   cpu recipe  lmlib with the `cpu` preset's choices at this size (softmax head, dropout kind,
-              regularisers, its own batch size and BPTT length)
+              regularisers, its own batch size and BPTT length), in the precision training
+              picks here (`auto`: bf16 autocast on a CPU with bf16 instructions), and, where
+              that is not fp32, once more in fp32 to show what the precision alone buys
+
+Every lmlib variant uses its fused Adam, as training does. A row's efficiency is its
+matrix-product FLOP/s over those of a large matrix product in its own precision.
 
 The machine is shared and noisy, so the variants are measured side by side: after one
 warm-up step each, every round times `--steps` steps of each variant in turn (order
@@ -38,6 +43,7 @@ import reference  # noqa: E402
 from lmlib.batching import batchify  # noqa: E402
 from lmlib.config import RunConfig  # noqa: E402
 from lmlib.corpus import load_corpus  # noqa: E402
+from lmlib.device import resolve_precision  # noqa: E402
 from lmlib.model import LSTMLanguageModel, resolve_cutoffs  # noqa: E402
 from lmlib.optim import Optimization  # noqa: E402
 from lmlib.presets import get_preset  # noqa: E402
@@ -95,6 +101,8 @@ class Variant:
     column: int = 0
     speeds: list[float] = field(default_factory=list)  # tokens/s per round
 
+    precision: str = "fp32"
+
     def run(self, steps: int, sync: Callable[[], None]) -> float:
         """Train `steps` windows; return tokens per second."""
         bptt = self.config.bptt
@@ -145,18 +153,21 @@ def lmlib_variant(name: str, config: RunConfig, vocab_size: int, ids: torch.Tens
         state["loss"] += nll.detach().double() * y.numel()  # summed on the device: no sync
 
     model.train()
-    return Variant(name, config, data, step)
+    return Variant(name, config, data, step, precision=precision)
 
 
 def make_variants(size, vocab_size: int, ids: torch.Tensor, device, recipe: str = "cpu") -> list[Variant]:
     emb, hid, layers = size
+    recipe_config = get_preset(recipe, emb_dim=emb, hid_dim=hid, num_layers=layers)
+    precision = resolve_precision(recipe_config.precision, device)
     variants = [
         reference_variant(size, vocab_size, ids, device),
         lmlib_variant("lmlib identical", get_preset("original", emb_dim=emb, hid_dim=hid, num_layers=layers),
                       vocab_size, ids, device),
-        lmlib_variant(f"lmlib {recipe} recipe", get_preset(recipe, emb_dim=emb, hid_dim=hid, num_layers=layers),
-                      vocab_size, ids, device),
     ]
+    if precision != "fp32":
+        variants.append(lmlib_variant(f"lmlib {recipe} recipe, fp32", recipe_config, vocab_size, ids, device))
+    variants.append(lmlib_variant(f"lmlib {recipe} recipe", recipe_config, vocab_size, ids, device, precision))
     for v in variants:
         v.flops_per_token = train_flops_per_token(v.config, vocab_size, v.data[:, 1:])
     return variants
@@ -164,9 +175,10 @@ def make_variants(size, vocab_size: int, ids: torch.Tensor, device, recipe: str 
 
 # --- measurement ----------------------------------------------------------------------
 
-def matmul_flops(n: int, repeat: int = 3) -> float:
-    """FLOP/s of an n x n x n float32 matrix product (best of `repeat`) on this thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(n: int, precision: str = "fp32", repeat: int = 3) -> float:
+    """FLOP/s of an n x n x n matrix product in `precision` (best of `repeat`) on this thread count."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeat))
     return 2 * n**3 / best
@@ -178,28 +190,29 @@ def _timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def measure(variants: list[Variant], rounds: int, steps: int, matmul_n: int) -> list[float]:
-    """Warm up, then time the variants side by side; returns the matmul FLOP/s of each round."""
+def measure(variants: list[Variant], rounds: int, steps: int, matmul_n: int) -> dict[str, list[float]]:
+    """Warm up, then time the variants side by side; returns each precision's matmul FLOP/s per round."""
     sync = (lambda: torch.cuda.synchronize()) if torch.cuda.is_available() else (lambda: None)
     for v in variants:
         v.run(1, sync)
-    peaks = []
+    peaks = {precision: [] for precision in dict.fromkeys(v.precision for v in variants)}
     for r in range(rounds):
         order = variants if r % 2 == 0 else variants[::-1]
         for v in order:
             v.speeds.append(v.run(steps, sync))
-        peaks.append(matmul_flops(matmul_n))
+        for precision, values in peaks.items():
+            values.append(matmul_flops(matmul_n, precision))
     return peaks
 
 
-def summarise(size, variants: list[Variant], peaks: list[float]) -> list[dict]:
+def summarise(size, variants: list[Variant], peaks: dict[str, list[float]]) -> list[dict]:
     ref = variants[0]
     rows = []
     for v in variants:
         ratios = [s / r for s, r in zip(v.speeds, ref.speeds)]
-        efficiency = [s * v.flops_per_token / p for s, p in zip(v.speeds, peaks)]
+        efficiency = [s * v.flops_per_token / p for s, p in zip(v.speeds, peaks[v.precision])]
         rows.append({
-            "size": "x".join(map(str, size)), "variant": v.name,
+            "size": "x".join(map(str, size)), "variant": v.name, "precision": v.precision,
             "batch": f"{v.data.size(0)}x{v.config.bptt}",
             "tokens_per_s": statistics.median(v.speeds),
             "ratio": statistics.median(ratios),
@@ -237,22 +250,24 @@ def main(argv=None) -> dict:
     device = torch.device("cpu")
     ids, vocab_size = load_ids(args.subset_tokens)
     load_before = os.getloadavg()
-    rows, peaks_all = [], []
+    rows, peaks_all = [], {}
     for size in parse_sizes(args.sizes):
         variants = make_variants(size, vocab_size, ids, device, args.recipe)
         peaks = measure(variants, args.rounds, args.steps, args.matmul)
-        peaks_all += peaks
+        for precision, values in peaks.items():
+            peaks_all.setdefault(precision, []).extend(values)
         rows += summarise(size, variants, peaks)
-    print(f"vocabulary {vocab_size:,}; {torch.get_num_threads()} torch thread(s); "
-          f"matmul peak {statistics.median(peaks_all) / 1e9:.1f} GFLOP/s; load {load_before[0]:.1f}")
+    matmul = {precision: statistics.median(values) / 1e9 for precision, values in peaks_all.items()}
+    print(f"vocabulary {vocab_size:,}; {torch.get_num_threads()} torch thread(s); matmul peak "
+          + ", ".join(f"{gflops:.1f} GFLOP/s {p}" for p, gflops in matmul.items()) + f"; load {load_before[0]:.1f}")
     common.print_table(rows)
     identical = [r["ratio"] for r in rows if r["variant"] == "lmlib identical"]
-    recipe = [r["ratio"] for r in rows if r["variant"].endswith("recipe")]
+    recipe = [r["ratio"] for r in rows if r["variant"] == f"lmlib {args.recipe} recipe"]
     payload = {
         "vocab_size": vocab_size, "train_tokens": int(ids.numel()), "threads": torch.get_num_threads(),
         "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
         "rounds": args.rounds, "steps": args.steps, "matmul_n": args.matmul,
-        "matmul_gflop_per_s": statistics.median(peaks_all) / 1e9, "rows": rows,
+        "matmul_gflop_per_s": matmul, "rows": rows,
         "targets": {"identical_ratio": TARGET_IDENTICAL, "recipe_ratio": TARGET_RECIPE, "efficiency": TARGET_EFFICIENCY},
         "met": {"identical_ratio": min(identical) >= TARGET_IDENTICAL, "recipe_ratio": min(recipe) >= TARGET_RECIPE,
                 "efficiency": all(r["efficiency"] >= TARGET_EFFICIENCY for r in rows)},

@@ -6,7 +6,10 @@ Both train on the default corpus, back to back, each for `--minutes` of wall tim
 (`max_minutes`, which includes validation; training stops mid-epoch when time is up and
 validates that partial epoch), then report the test perplexity of their best weights.
 The original recipe keeps everything of the `original` preset (dropout 0.65, Adam 1e-3,
-batch 128, BPTT 50, full softmax) except its width, set to the `cpu` preset's. Writes
+batch 128, BPTT 50, full softmax, fp32 as the original study trained) except its width,
+set to the `cpu` preset's. The `cpu` preset trains in the precision `auto` picks here
+(bf16 autocast on a CPU with bf16 instructions); where that is not fp32 a third run,
+`cpu-fp32`, trains the same preset in fp32 so the precision's share of the gain shows. Writes
 time_to_quality.json and time_to_quality.png (validation perplexity against wall time).
 The load average and CPU seconds of each run are recorded: on a shared machine a run
 that got less of the CPU shows it there.
@@ -14,6 +17,7 @@ that got less of the CPU shows it there.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -28,6 +32,7 @@ import torch  # noqa: E402
 
 import common  # noqa: E402
 from lmlib.corpus import load_corpus  # noqa: E402
+from lmlib.device import resolve_precision  # noqa: E402
 from lmlib.presets import get_preset  # noqa: E402
 from lmlib.runs import read_metric_rows, RunPaths  # noqa: E402
 from lmlib.splits import prepare  # noqa: E402
@@ -37,12 +42,15 @@ TARGET_IMPROVEMENT = 0.20  # cpu preset's test perplexity at least 20% lower
 
 
 def configs(minutes: float, width: int, subset_tokens: int) -> dict:
-    """The two recipes, at the same width and budget."""
+    """The recipes, at the same width and budget (cpu-fp32 only where `auto` is not fp32 here)."""
     cpu = get_preset("cpu", max_minutes=minutes, subset_tokens=subset_tokens, checkpoint_minutes=0.0,
                      **({"emb_dim": width, "hid_dim": width} if width else {}))
     original = get_preset("original", emb_dim=cpu.emb_dim, hid_dim=cpu.hid_dim, max_minutes=minutes,
-                          subset_tokens=subset_tokens, checkpoint_minutes=0.0)
-    return {"original": original, "cpu": cpu}
+                          subset_tokens=subset_tokens, checkpoint_minutes=0.0, precision="fp32")
+    chosen = {"original": original, "cpu": cpu}
+    if resolve_precision(cpu.precision, torch.device("cpu")) != "fp32":
+        chosen["cpu-fp32"] = cpu.replace(precision="fp32")
+    return chosen
 
 
 def run_one(name: str, config, run_dir: Path, prepared) -> dict:
@@ -58,7 +66,8 @@ def run_one(name: str, config, run_dir: Path, prepared) -> dict:
     cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     print(f"{name}: test ppl {results['test_ppl']:.2f} after {results['epochs_run']} epochs, "
           f"{wall:.0f} s wall, {cpu_seconds:.0f} s CPU", flush=True)
-    return {"config": config.to_dict(), "results": results, "curve": curve, "wall_s": wall,
+    precision = json.loads(RunPaths(run_dir).config.read_text())["data"]["precision"]
+    return {"config": config.to_dict(), "precision": precision, "results": results, "curve": curve, "wall_s": wall,
             "cpu_s": cpu_seconds, "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
 
 
@@ -71,7 +80,8 @@ def plot(runs: dict, minutes: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    labels = {"original": "original recipe", "cpu": "cpu preset"}
+    labels = {"original": "original recipe (fp32)", "cpu": f"cpu preset ({runs['cpu']['precision']})",
+              "cpu-fp32": "cpu preset, fp32"}
     for name, run in runs.items():
         xs = [p["elapsed_s"] / 60 for p in run["curve"]]
         ys = [p["valid_ppl"] for p in run["curve"]]
@@ -103,7 +113,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--width", type=int, default=0, help="override both recipes' width (0 = the cpu preset's)")
     parser.add_argument("--subset-tokens", type=int, default=0, help="use only the first N tokens of each split")
-    parser.add_argument("--order", default="original,cpu", help="which runs first")
+    parser.add_argument("--order", default="original,cpu,cpu-fp32", help="which runs first (cpu-fp32 is skipped "
+                        "where the cpu preset already trains in fp32)")
     parser.add_argument("--runs-dir", default="", help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--out", default=str(common.RESULTS), help="folder for the JSON and the PNG")
     args = parser.parse_args(argv)
@@ -111,20 +122,23 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     prepared = prepare(load_corpus("austen"))
     chosen = configs(args.minutes, args.width, args.subset_tokens)
+    if not {"original", "cpu"} <= set(args.order.split(",")):
+        raise SystemExit("--order must include original and cpu")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.runs_dir or tmp)
         runs = {}
-        for name in args.order.split(","):
+        for name in [n for n in args.order.split(",") if n in chosen]:
             run_dir = root / f"ttq-{name}"
             if run_dir.exists():
                 raise SystemExit(f"{run_dir} exists: remove it or pick another --runs-dir")
             runs[name] = run_one(name, chosen[name], run_dir, prepared)
-    runs = {name: runs[name] for name in ("original", "cpu")}
+    runs = {name: runs[name] for name in chosen if name in runs}  # fixed order for the table and figure
     original, cpu = runs["original"]["results"]["test_ppl"], runs["cpu"]["results"]["test_ppl"]
     improvement = 1 - cpu / original
-    rows = [{"recipe": name, "width": run["config"]["hid_dim"], "epochs": run["results"]["epochs_run"],
+    rows = [{"recipe": name, "precision": run["precision"], "width": run["config"]["hid_dim"],
+             "epochs": run["results"]["epochs_run"],
              "tokens_per_s": run["results"]["tokens_per_s"], "valid_ppl": run["results"]["valid_ppl"],
              "test_ppl": run["results"]["test_ppl"], "cpu_s": run["cpu_s"]} for name, run in runs.items()]
     print(f"{args.minutes:g} minutes each, {torch.get_num_threads()} torch thread(s)")

@@ -62,7 +62,7 @@ class RunConfig:
     nonmono: int = 5  # NT-ASGD: switch to averaging when valid is worse than N epochs ago (§3)
     seed: int = 1234
     device: str = "auto"
-    precision: str = "auto"  # auto: bf16/fp16 autocast on CUDA when the LSTM kernel supports it
+    precision: str = "auto"  # auto: bf16 autocast on CUDA or a CPU with bf16 instructions, fp16 on older GPUs, else fp32
     checkpoint_minutes: float = 5.0  # also checkpoint mid-epoch this often
 
     def __post_init__(self):

@@ -36,27 +36,58 @@ def lstm_supports(dtype: torch.dtype, device: torch.device) -> bool:
         return False
 
 
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), read from `cpuinfo` (Linux).
+
+    Elsewhere bf16 is emulated and slower than fp32, so `auto` keeps fp32 there.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """fp32 off CUDA; on CUDA `auto` is bf16 where the LSTM kernel takes it, else fp16."""
-    if device.type != "cuda":
+    """The autocast precision of a run; `auto` is the fastest one the hardware runs natively.
+
+    CUDA: bf16 where the LSTM kernel takes it, else fp16 (with a grad scaler). CPU: bf16 on
+    CPUs with bf16 instructions (oneDNN's bf16 LSTM and matmuls; parameters, optimiser
+    state and the loss stay fp32), else fp32. fp16 is CUDA only.
+    """
+    if device.type not in ("cuda", "cpu"):
         if requested in ("fp16", "bf16"):
-            raise LMError(f"precision {requested} needs a CUDA device; this run is on {device.type}")
+            raise LMError(f"precision {requested} is supported on cuda and cpu; this run is on {device.type}")
         return "fp32"
     if requested == "auto":
-        if torch.cuda.is_bf16_supported() and lstm_supports(torch.bfloat16, device):
-            return "bf16"
-        return "fp16" if lstm_supports(torch.float16, device) else "fp32"
-    if requested != "fp32" and not lstm_supports(getattr(torch, {"fp16": "float16", "bf16": "bfloat16"}[requested]), device):
-        raise LMError(f"the LSTM kernel on this GPU does not run in {requested}: use --precision fp32 or auto")
+        return _auto_precision(device)
+    if requested == "fp16" and device.type == "cpu":
+        raise LMError("precision fp16 needs a CUDA device: on a CPU use bf16, fp32 or auto")
+    if requested != "fp32" and not lstm_supports(_DTYPES[requested], device):
+        raise LMError(f"the LSTM kernel on this {device.type} does not run in {requested}: use --precision fp32 or auto")
     return requested
 
 
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _auto_precision(device: torch.device) -> str:
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() and lstm_supports(torch.bfloat16, device) else "fp32"
+    if torch.cuda.is_bf16_supported() and lstm_supports(torch.bfloat16, device):
+        return "bf16"
+    return "fp16" if lstm_supports(torch.float16, device) else "fp32"
+
+
 def autocast(device: torch.device, precision: str):
-    """The forward-pass context: autocast on CUDA in low precision, nothing otherwise."""
+    """The forward-pass context: autocast in bf16/fp16, nothing for fp32."""
     if precision == "fp32":
         return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype=_DTYPES[precision])
 
 
 def grad_scaler(device: torch.device, precision: str):

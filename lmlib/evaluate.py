@@ -7,6 +7,9 @@ token is averaged. The original divided the sum of per-window mean losses x bptt
 number of columns rather than by the number of predicted tokens (columns - 1), which made
 its perplexity lower by a factor exp(loss / columns) — 0.3% on the Harry Potter test set;
 `reduction="original"` reproduces that quirk, the default is the exact mean.
+
+Training validates and tests in fp32 whatever precision it trained in, so a reported
+perplexity does not depend on it and `lmlib evaluate` gives the same number.
 """
 from __future__ import annotations
 

@@ -28,10 +28,13 @@ class Optimization:
 
     def _make_optimizer(self, name: str) -> torch.optim.Optimizer:
         c = self.config
-        if name == "adam":
-            return torch.optim.Adam(self.params, lr=c.lr, weight_decay=c.weight_decay)
-        if name == "adamw":
-            return torch.optim.AdamW(self.params, lr=c.lr, weight_decay=c.weight_decay)
+        if name in ("adam", "adamw"):
+            # The fused kernel does the same update in one pass over each tensor instead of
+            # ~10 elementwise ops: a tenth of a CPU training step at width 512 (fused is
+            # offered on CPU and CUDA only).
+            fused = torch.device(self.device).type in ("cpu", "cuda") or None
+            cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+            return cls(self.params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
         if name == "asgd":
             # t0=0, lambd=0: plain SGD steps, averaging from the switch on (AWD-LSTM's settings)
             return torch.optim.ASGD(self.params, lr=self.lr, t0=0, lambd=0.0, weight_decay=c.weight_decay)

@@ -6,6 +6,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+_MASK_BITS = 24  # p is rounded to a multiple of 2^-24
+
+
+def keep_mask(shape, p: float, like: torch.Tensor) -> torch.Tensor:
+    """Inverted-dropout mask: 1/(1-p) with probability 1-p, else 0, in `like`'s dtype and device.
+
+    Drawn as uniform 24-bit integers compared with p * 2^24: on a CPU this is ~3x faster
+    than `bernoulli_`, whose sampling was a tenth of a 512-wide AWD training step (the
+    DropConnect masks are as large as W_hh).
+    """
+    draws = torch.empty(shape, dtype=torch.int32, device=like.device).random_(0, 1 << _MASK_BITS)
+    keep = draws >= round(p * (1 << _MASK_BITS))
+    return keep.to(like.dtype) / (1 - p)
+
+
 class SequenceDropout(nn.Module):
     """Dropout on [batch, time, features]: standard, or locked (variational) across time.
 
@@ -23,8 +38,7 @@ class SequenceDropout(nn.Module):
             return x
         if not self.locked:
             return F.dropout(x, self.p, training=True)
-        mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - self.p) / (1 - self.p)
-        return x * mask  # (B, 1, C) broadcast over time
+        return x * keep_mask((x.size(0), 1, x.size(2)), self.p, x)  # (B, 1, C) broadcast over time
 
     def extra_repr(self) -> str:
         return f"p={self.p}, locked={self.locked}"
@@ -39,8 +53,7 @@ def embedding_dropout(embedding: nn.Embedding, ids: torch.Tensor, p: float, trai
     if not training or p == 0:
         return embedding(ids)
     weight = embedding.weight
-    mask = weight.new_empty(weight.size(0), 1).bernoulli_(1 - p) / (1 - p)
-    return F.embedding(ids, weight * mask, embedding.padding_idx)
+    return F.embedding(ids, weight * keep_mask((weight.size(0), 1), p, weight), embedding.padding_idx)
 
 
 class WeightDropLSTM(nn.LSTM):
@@ -61,7 +74,7 @@ class WeightDropLSTM(nn.LSTM):
         if not self.training or self.weight_drop == 0 or self._substituting:
             return super().forward(x, hx)
         dropped = {
-            name: F.dropout(getattr(self, name), self.weight_drop, training=True)
+            name: getattr(self, name) * keep_mask(getattr(self, name).shape, self.weight_drop, getattr(self, name))
             for name in self._flat_weights_names
             if name.startswith("weight_hh")
         }

@@ -204,7 +204,7 @@ def _end_epoch(s: Session, partial: bool) -> None:
     """Validate, log the epoch, keep the best weights, step schedules, maybe stop early."""
     cfg, st = s.config, s.state
     with s.opt.averaged_weights():  # NT-ASGD evaluates (and saves) the averaged weights
-        valid_loss = evaluate_loss(s.model, s.data["valid"], cfg.bptt, s.precision)
+        valid_loss = evaluate_loss(s.model, s.data["valid"], cfg.bptt)  # fp32, as `lmlib evaluate`
         improved = valid_loss < st.best_loss
         if improved:
             st.best_loss, st.best_epoch, st.bad_epochs = valid_loss, st.epoch, 0
@@ -261,7 +261,7 @@ def _finish(s: Session) -> dict:
     tensors, _ = load_tensors(s.paths.model)
     load_model_tensors(s.model, tensors, str(s.paths.model))
     valid = s.state.best_loss  # measured on exactly these weights when they were saved
-    test = evaluate_loss(s.model, s.data["test"], s.config.bptt, s.precision)
+    test = evaluate_loss(s.model, s.data["test"], s.config.bptt)
     metrics = read_metrics(s.paths.root)
     results = {
         "parameters": count_parameters(s.model),

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmlib.device import resolve_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -40,8 +42,11 @@ def test_throughput_script(tmp_path):
     run_script([sys.executable, "benchmarks/throughput.py", "--sizes", "16x16x2", "--rounds", "1", "--steps", "1",
                 "--matmul", "64", "--threads", "1", *TINY], tmp_path)
     payload = load(tmp_path, "throughput")
-    variants = [row["variant"] for row in payload["rows"]]
-    assert variants == ["reference", "lmlib identical", "lmlib cpu recipe"]
+    variants = [(row["variant"], row["precision"]) for row in payload["rows"]]
+    recipe = resolve_precision("auto", torch.device("cpu"))  # what training picks on this CPU
+    fp32_recipe = [("lmlib cpu recipe, fp32", "fp32")] if recipe != "fp32" else []
+    assert variants == [("reference", "fp32"), ("lmlib identical", "fp32"), *fp32_recipe, ("lmlib cpu recipe", recipe)]
+    assert set(payload["matmul_gflop_per_s"]) == {"fp32", recipe}
     for row in payload["rows"]:
         assert row["tokens_per_s"] > 0 and row["gflop_per_token"] > 0 and 0 < row["efficiency"]
     assert payload["rows"][0]["ratio"] == 1.0
@@ -61,7 +66,9 @@ def test_time_to_quality_script(tmp_path):
     run_script([sys.executable, "benchmarks/time_to_quality.py", "--minutes", "0.01", "--width", "16", *TINY],
                tmp_path)
     payload = load(tmp_path, "time_to_quality")
-    assert set(payload["runs"]) == {"original", "cpu"}
+    recipe = resolve_precision("auto", torch.device("cpu"))
+    assert set(payload["runs"]) == {"original", "cpu"} | ({"cpu-fp32"} if recipe != "fp32" else set())
+    assert payload["runs"]["original"]["precision"] == "fp32" and payload["runs"]["cpu"]["precision"] == recipe
     for run in payload["runs"].values():
         assert run["results"]["test_ppl"] > 1 and run["curve"], run
     assert payload["runs"]["original"]["config"]["hid_dim"] == payload["runs"]["cpu"]["config"]["hid_dim"] == 16

@@ -155,3 +155,34 @@ def test_uniform_init_of_zaremba_covers_every_parameter():
     model = LSTMLanguageModel(V, tiny(init="uniform"))
     for name, parameter in model.named_parameters():
         assert parameter.abs().max() <= 0.1 and parameter.abs().max() > 0.05, name
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.65])
+def test_keep_mask_is_an_inverted_bernoulli_mask(p):
+    from lmlib.regularize import keep_mask
+
+    torch.manual_seed(0)
+    mask = keep_mask((1000, 1000), p, torch.empty(0, dtype=torch.float32))
+    assert mask.dtype == torch.float32 and mask.shape == (1000, 1000)
+    assert mask.unique().tolist() == pytest.approx([0.0, 1 / (1 - p)])
+    # 10^6 draws: the kept fraction is within 5 standard deviations of 1 - p
+    assert abs((mask > 0).double().mean().item() - (1 - p)) < 5 * (p * (1 - p) / 1e6) ** 0.5
+    assert mask.double().mean().item() == pytest.approx(1.0, abs=0.01)  # expectation kept: inverted dropout
+
+
+def test_weight_drop_drops_hidden_to_hidden_weights_only(monkeypatch):
+    lstm = WeightDropLSTM(8, 8, 1, batch_first=True, weight_drop=0.5).train()
+    seen = {}
+    original = torch.func.functional_call
+
+    def spy(module, tensors, args):
+        seen.update(tensors)
+        return original(module, tensors, args)
+
+    monkeypatch.setattr(torch.func, "functional_call", spy)
+    lstm(torch.randn(2, 3, 8))
+    assert set(seen) == {"weight_hh_l0"}
+    dropped, weight = seen["weight_hh_l0"], lstm.weight_hh_l0.detach()
+    kept = dropped != 0
+    assert 0 < kept.float().mean() < 1
+    torch.testing.assert_close(dropped[kept], 2 * weight[kept])  # kept entries scaled by 1/(1-p)
