@@ -4,36 +4,26 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from lmlib.device import cpu_has_native_bf16, cpu_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
-    """CPU model, core count, torch version and GPU (if any) of this machine."""
-    info = {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-        from lmlib.device import cpu_has_native_bf16
-
-        info["cpu_bf16"] = cpu_has_native_bf16()  # decides what `--precision auto` trains in
-    except ImportError:
-        info["torch"] = None
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """CPU model, core count, torch version and threads, GPU (if any), and whether the CPU has bf16."""
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_bf16": cpu_has_native_bf16(),  # decides what `precision=auto` trains in on a CPU
+    }
 
 
 def write_result(name: str, payload: dict) -> Path:

@@ -36,6 +36,20 @@ def lstm_supports(dtype: torch.dtype, device: torch.device) -> bool:
         return False
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's marketing name (Linux), else what `platform` knows."""
+    import platform
+
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), read from `cpuinfo` (Linux).
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lmlib import device as device_module
-from lmlib.device import cpu_has_native_bf16, resolve_precision
+from lmlib.device import cpu_has_native_bf16, cpu_model, resolve_precision
 from lmlib.errors import LMError
 from lmlib.evaluate import evaluate_run
 from lmlib.optim import Optimization
@@ -31,6 +31,13 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
 
 def test_native_bf16_is_false_without_a_cpuinfo_file(tmp_path):
     assert cpu_has_native_bf16(str(tmp_path / "absent")) is False
+
+
+def test_cpu_model_names_the_processor(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14 96-Core Processor\nflags\t\t: fpu\n")
+    assert cpu_model(str(cpuinfo)) == "AMD EPYC 9R14 96-Core Processor"
+    assert cpu_model(str(tmp_path / "absent"))  # falls back to what `platform` knows
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
