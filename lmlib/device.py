@@ -92,7 +92,8 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 def _auto_precision(device: torch.device) -> str:
     if device.type == "cpu":
         return "bf16" if cpu_has_native_bf16() and lstm_supports(torch.bfloat16, device) else "fp32"
-    if torch.cuda.is_bf16_supported() and lstm_supports(torch.bfloat16, device):
+    # Native bf16 only (Ampere and later): on a T4 (Colab) bf16 is emulated and slow, fp16 is not.
+    if torch.cuda.is_bf16_supported(including_emulation=False) and lstm_supports(torch.bfloat16, device):
         return "bf16"
     return "fp16" if lstm_supports(torch.float16, device) else "fp32"
 

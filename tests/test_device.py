@@ -73,3 +73,18 @@ def test_bf16_training_on_a_cpu_learns_and_reports_fp32_perplexities(tmp_path):
     again = evaluate_run(run)
     assert again["valid_ppl"] == pytest.approx(results["valid_ppl"], rel=1e-9)
     assert again["test_ppl"] == pytest.approx(results["test_ppl"], rel=1e-9)
+
+
+@pytest.mark.parametrize("native_bf16, expected", [(True, "bf16"), (False, "fp16")])
+def test_auto_on_a_gpu_never_picks_emulated_bf16(monkeypatch, native_bf16, expected):
+    """A T4 (Colab's GPU) emulates bf16, slowly: `auto` must pick fp16 there, bf16 only on Ampere+."""
+    asked = {}
+
+    def is_bf16_supported(including_emulation=True):
+        asked["including_emulation"] = including_emulation
+        return native_bf16 or including_emulation  # what torch answers on a T4 / an A100
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    monkeypatch.setattr(device_module, "lstm_supports", lambda dtype, device: True)
+    assert resolve_precision("auto", torch.device("cuda")) == expected
+    assert asked == {"including_emulation": False}
