@@ -22,7 +22,7 @@ def machine() -> dict:
         "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "cpu_bf16": cpu_has_native_bf16(),  # decides what `precision=auto` trains in on a CPU
+        "cpu_bf16": cpu_has_native_bf16(),  # decides what `precision=mixed` trains in on a CPU
     }
 
 

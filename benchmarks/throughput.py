@@ -10,7 +10,7 @@ default corpus's training split) and its vocabulary:
               LSTMLanguageModel + Optimization.step (loss summed on the device, no sync per step)
   cpu recipe  lmlib with the `cpu` preset's choices at this size (softmax head, dropout kind,
               regularisers, its own batch size and BPTT length), in the precision training
-              picks here (`auto`: bf16 autocast on a CPU with bf16 instructions), and, where
+              picks here (the preset asks for `mixed`: bf16 autocast on a CPU with bf16 instructions), and, where
               that is not fp32, once more in fp32 to show what the precision alone buys
 
 Every lmlib variant uses its fused Adam, as training does. A row's efficiency is its

@@ -7,8 +7,8 @@ Both train on the default corpus, back to back, each for `--minutes` of wall tim
 validates that partial epoch), then report the test perplexity of their best weights.
 The original recipe keeps everything of the `original` preset (dropout 0.65, Adam 1e-3,
 batch 128, BPTT 50, full softmax, fp32 as the original study trained) except its width,
-set to the `cpu` preset's. The `cpu` preset trains in the precision `auto` picks here
-(bf16 autocast on a CPU with bf16 instructions); where that is not fp32 a third run,
+set to the `cpu` preset's. The `cpu` preset trains in its `mixed` precision (bf16
+autocast on a CPU with bf16 instructions); where that is not fp32 here a third run,
 `cpu-fp32`, trains the same preset in fp32 so the precision's share of the gain shows. Writes
 time_to_quality.json and time_to_quality.png (validation perplexity against wall time).
 The load average and CPU seconds of each run are recorded: on a shared machine a run
@@ -42,7 +42,7 @@ TARGET_IMPROVEMENT = 0.20  # cpu preset's test perplexity at least 20% lower
 
 
 def configs(minutes: float, width: int, subset_tokens: int) -> dict:
-    """The recipes, at the same width and budget (cpu-fp32 only where `auto` is not fp32 here)."""
+    """The recipes, at the same width and budget (cpu-fp32 only where `mixed` is not fp32 here)."""
     cpu = get_preset("cpu", max_minutes=minutes, subset_tokens=subset_tokens, checkpoint_minutes=0.0,
                      **({"emb_dim": width, "hid_dim": width} if width else {}))
     original = get_preset("original", emb_dim=cpu.emb_dim, hid_dim=cpu.hid_dim, max_minutes=minutes,

@@ -14,7 +14,7 @@ from .errors import LMError
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
 INITS = ("original", "awd", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "mixed", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class RunConfig:
     nonmono: int = 5  # NT-ASGD: switch to averaging when valid is worse than N epochs ago (§3)
     seed: int = 1234
     device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA or a CPU with bf16 instructions, fp16 on older GPUs, else fp32
+    precision: str = "auto"  # auto: mixed on CUDA, fp32 on CPU; mixed: bf16/fp16 autocast where native (lmlib.device)
     checkpoint_minutes: float = 5.0  # also checkpoint mid-epoch this often
 
     def __post_init__(self):

@@ -232,14 +232,15 @@ def headline(table) -> str:
 
 
 def machine() -> str:
-    """CPU/GPU, cores, the precision `auto` trains in, and the torch version, in one line."""
+    """CPU/GPU, cores, what precisions `auto` and `mixed` train in, and the torch version, in one line."""
     import torch
 
     from .device import cpu_model, resolve_device, resolve_precision
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    precision = resolve_precision("auto", resolve_device("auto"))
-    return (f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, training in {precision}; "
+    device = resolve_device("auto")
+    precision = f"precision auto = {resolve_precision('auto', device)}, mixed = {resolve_precision('mixed', device)}"
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, {precision}; "
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 

@@ -43,7 +43,7 @@ def test_throughput_script(tmp_path):
                 "--matmul", "64", "--threads", "1", *TINY], tmp_path)
     payload = load(tmp_path, "throughput")
     variants = [(row["variant"], row["precision"]) for row in payload["rows"]]
-    recipe = resolve_precision("auto", torch.device("cpu"))  # what training picks on this CPU
+    recipe = resolve_precision("mixed", torch.device("cpu"))  # what the cpu preset trains in here
     fp32_recipe = [("lmlib cpu recipe, fp32", "fp32")] if recipe != "fp32" else []
     assert variants == [("reference", "fp32"), ("lmlib identical", "fp32"), *fp32_recipe, ("lmlib cpu recipe", recipe)]
     assert set(payload["matmul_gflop_per_s"]) == {"fp32", recipe}
@@ -66,7 +66,7 @@ def test_time_to_quality_script(tmp_path):
     run_script([sys.executable, "benchmarks/time_to_quality.py", "--minutes", "0.01", "--width", "16", *TINY],
                tmp_path)
     payload = load(tmp_path, "time_to_quality")
-    recipe = resolve_precision("auto", torch.device("cpu"))
+    recipe = resolve_precision("mixed", torch.device("cpu"))
     assert set(payload["runs"]) == {"original", "cpu"} | ({"cpu-fp32"} if recipe != "fp32" else set())
     assert payload["runs"]["original"]["precision"] == "fp32" and payload["runs"]["cpu"]["precision"] == recipe
     for run in payload["runs"].values():

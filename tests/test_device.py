@@ -1,4 +1,4 @@
-"""Device and precision: what `auto` picks, what is refused, and bf16 training on a CPU."""
+"""Device and precision: what `auto` and `mixed` pick, what is refused, and bf16 training on a CPU."""
 import json
 
 import pytest
@@ -41,9 +41,15 @@ def test_cpu_model_names_the_processor(tmp_path):
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_on_a_cpu_is_bf16_only_where_the_cpu_has_bf16_instructions(monkeypatch, native, expected):
+def test_mixed_on_a_cpu_is_bf16_only_where_the_cpu_has_bf16_instructions(monkeypatch, native, expected):
     monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native)
-    assert resolve_precision("auto", CPU) == expected
+    assert resolve_precision("mixed", CPU) == expected
+    assert resolve_precision("auto", CPU) == "fp32"  # bf16 on a CPU is opt-in per recipe
+
+
+def test_the_cpu_preset_opts_in_and_reproductions_stay_fp32():
+    assert get_preset("cpu").precision == "mixed"
+    assert get_preset("original").precision == "auto" and get_preset("zaremba-small").precision == "fp32"
 
 
 def test_explicit_precisions_on_a_cpu():
@@ -77,7 +83,7 @@ def test_bf16_training_on_a_cpu_learns_and_reports_fp32_perplexities(tmp_path):
 
 @pytest.mark.parametrize("native_bf16, expected", [(True, "bf16"), (False, "fp16")])
 def test_auto_on_a_gpu_never_picks_emulated_bf16(monkeypatch, native_bf16, expected):
-    """A T4 (Colab's GPU) emulates bf16, slowly: `auto` must pick fp16 there, bf16 only on Ampere+."""
+    """A T4 (Colab's GPU) emulates bf16, slowly: `auto` (= mixed on CUDA) picks fp16 there, bf16 on Ampere+."""
     asked = {}
 
     def is_bf16_supported(including_emulation=True):
@@ -87,4 +93,5 @@ def test_auto_on_a_gpu_never_picks_emulated_bf16(monkeypatch, native_bf16, expec
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
     monkeypatch.setattr(device_module, "lstm_supports", lambda dtype, device: True)
     assert resolve_precision("auto", torch.device("cuda")) == expected
+    assert resolve_precision("mixed", torch.device("cuda")) == expected
     assert asked == {"including_emulation": False}
