@@ -73,11 +73,8 @@ class WeightDropLSTM(nn.LSTM):
     def forward(self, x, hx=None):
         if not self.training or self.weight_drop == 0 or self._substituting:
             return super().forward(x, hx)
-        dropped = {
-            name: getattr(self, name) * keep_mask(getattr(self, name).shape, self.weight_drop, getattr(self, name))
-            for name in self._flat_weights_names
-            if name.startswith("weight_hh")
-        }
+        hidden_weights = {name: getattr(self, name) for name in self._flat_weights_names if name.startswith("weight_hh")}
+        dropped = {name: w * keep_mask(w.shape, self.weight_drop, w) for name, w in hidden_weights.items()}
         self._substituting = True  # functional_call re-enters forward: run the stock one then
         try:
             return torch.func.functional_call(self, dropped, (x, hx))
