@@ -9,9 +9,9 @@ default corpus's training split) and its vocabulary:
   identical   lmlib with the `original` preset at this size: the same maths through
               LSTMLanguageModel + Optimization.step (loss summed on the device, no sync per step)
   cpu recipe  lmlib with the `cpu` preset's choices at this size (softmax head, dropout kind,
-              regularisers, its own batch size and BPTT length), in the precision training
-              picks here (the preset asks for `mixed`: bf16 autocast on a CPU with bf16 instructions), and, where
-              that is not fp32, once more in fp32 to show what the precision alone buys
+              regularisers, its own batch size and BPTT length), in the preset's `mixed`
+              precision (bf16 autocast on a CPU with bf16 instructions) and, where that
+              is not fp32, once more in fp32 to show what the precision alone buys
 
 Every lmlib variant uses its fused Adam, as training does. A row's efficiency is its
 matrix-product FLOP/s over those of a large matrix product in its own precision.
