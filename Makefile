@@ -24,6 +24,8 @@ report: $(STAMP)
 	$(BIN)/python -m lmlib report --profile default
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 clean:

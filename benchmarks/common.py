@@ -1,17 +1,15 @@
 """What every benchmark records: the machine, and a JSON file in benchmarks/results/."""
+
 from __future__ import annotations
 
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from lmlib.device import cpu_has_native_bf16, cpu_model  # noqa: E402
+from lmlib.training.device import cpu_has_native_bf16, cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -19,8 +17,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def machine() -> dict:
     """CPU model, core count, torch version and threads, GPU (if any), and whether the CPU has bf16."""
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpu_bf16": cpu_has_native_bf16(),  # decides what `precision=mixed` trains in on a CPU
     }

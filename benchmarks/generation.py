@@ -14,26 +14,23 @@ lmlib switches PyTorch's oneDNN (mkldnn) RNN kernel off while it generates on a 
 runs a no-grad LSTM through oneDNN, whose per-call set-up costs far more than a one-token
 product (about 55 ms against 6 ms per token at this size, measured here before the switch).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+import reference
+import torch
 
-import torch  # noqa: E402
-
-import common  # noqa: E402
-import reference  # noqa: E402
-from lmlib.generate import Generator  # noqa: E402
-from lmlib.model import LSTMLanguageModel  # noqa: E402
-from lmlib.presets import get_preset  # noqa: E402
-from lmlib.vocab import SPECIALS, Vocab  # noqa: E402
+from lmlib.data.vocab import SPECIALS, Vocab
+from lmlib.generate import Generator
+from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.presets import get_preset
 
 TARGET_RATIO = 5.0  # at the longest length
 PROMPT_WORDS = 10
@@ -98,15 +95,31 @@ def main(argv=None) -> dict:
             ours_ms.append(1000 * seconds / max(count, 1))
             produced.append(count)
         ratio = statistics.median(r / o for r, o in zip(ref_ms, ours_ms))
-        rows.append({"new_tokens": n, "produced_min": min(produced), "reference_ms_per_token": statistics.median(ref_ms),
-                     "lmlib_ms_per_token": statistics.median(ours_ms), "ratio": ratio})
-    print(f"model {args.size}, vocabulary {args.vocab:,}, prompt {PROMPT_WORDS} words, "
-          f"{torch.get_num_threads()} torch thread(s), median of {args.repeat}; load {load_before[0]:.1f}")
+        rows.append(
+            {
+                "new_tokens": n,
+                "produced_min": min(produced),
+                "reference_ms_per_token": statistics.median(ref_ms),
+                "lmlib_ms_per_token": statistics.median(ours_ms),
+                "ratio": ratio,
+            }
+        )
+    print(
+        f"model {args.size}, vocabulary {args.vocab:,}, prompt {PROMPT_WORDS} words, "
+        f"{torch.get_num_threads()} torch thread(s), median of {args.repeat}; load {load_before[0]:.1f}"
+    )
     common.print_table(rows)
     payload = {
-        "size": args.size, "vocab_size": args.vocab, "prompt_tokens": PROMPT_WORDS, "repeat": args.repeat,
-        "threads": torch.get_num_threads(), "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
-        "rows": rows, "target_ratio": TARGET_RATIO, "met": rows[-1]["ratio"] >= TARGET_RATIO,
+        "size": args.size,
+        "vocab_size": args.vocab,
+        "prompt_tokens": PROMPT_WORDS,
+        "repeat": args.repeat,
+        "threads": torch.get_num_threads(),
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+        "rows": rows,
+        "target_ratio": TARGET_RATIO,
+        "met": rows[-1]["ratio"] >= TARGET_RATIO,
     }
     common.RESULTS = Path(args.out)
     print(f"wrote {common.write_result('generation', payload)}")

@@ -4,9 +4,10 @@
 
 "library" times `Generator.generate` in this process (with torch's default threads, then
 one); "web /generate" times the same request to the production server (waitress) over
-loopback, one client at a time; "first word" is the time to the first streamed token. A generation can end early at `<eos>`, so
-the words actually produced are reported too.
+loopback, one client at a time; "first word" is the time to the first streamed token. A
+generation can end early at `<eos>`, so the words actually produced are reported too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,26 +15,28 @@ import http.client
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+from load_test import percentile, start_server
 
-import common  # noqa: E402
-from load_test import percentile, start_server  # noqa: E402
-from lmlib.errors import LMError  # noqa: E402
-from lmlib.generate import Generator  # noqa: E402
-from lmlib.runs import read_config  # noqa: E402
+from lmlib.errors import LMError
+from lmlib.generate import Generator
+from lmlib.training.runs import read_config
 
 PROMPT = "it is a truth universally acknowledged that"
 
 
 def summarise(step: str, seconds: list[float], words: list[int]) -> dict:
-    return {"step": step, "median_ms": 1000 * statistics.median(seconds), "p95_ms": 1000 * percentile(seconds, 95),
-            "min_ms": 1000 * min(seconds), "words": statistics.mean(words),
-            "ms_per_word": 1000 * sum(seconds) / max(sum(words), 1)}
+    return {
+        "step": step,
+        "median_ms": 1000 * statistics.median(seconds),
+        "p95_ms": 1000 * percentile(seconds, 95),
+        "min_ms": 1000 * min(seconds),
+        "words": statistics.mean(words),
+        "ms_per_word": 1000 * sum(seconds) / max(sum(words), 1),
+    }
 
 
 def library(generator: Generator, words: int, repeat: int, label: str) -> list[dict]:
@@ -48,8 +51,10 @@ def library(generator: Generator, words: int, repeat: int, label: str) -> list[d
         started = time.perf_counter()
         next(iter(generator.stream(PROMPT, max_new_tokens=words, temperature=0.8, seed=seed)), None)
         first.append(time.perf_counter() - started)
-    return [summarise(f"library generate, {label}", whole, produced),
-            summarise(f"library first word, {label}", first, [1] * repeat)]
+    return [
+        summarise(f"library generate, {label}", whole, produced),
+        summarise(f"library first word, {label}", first, [1] * repeat),
+    ]
 
 
 def web(run_dir: Path, words: int, repeat: int) -> dict:
@@ -84,8 +89,9 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     run_dir = Path(args.run)
     if not (run_dir / "model.safetensors").is_file():
-        raise SystemExit(f"no trained run in {run_dir}: train one first, e.g. "
-                         f"python -m lmlib train --preset cpu --run-dir {run_dir}")
+        raise SystemExit(
+            f"no trained run in {run_dir}: train one first, e.g. python -m lmlib train --preset cpu --run-dir {run_dir}"
+        )
     try:
         generator = Generator.from_run(run_dir)
     except LMError as err:
@@ -102,14 +108,25 @@ def main(argv=None) -> list[dict]:
     if not args.no_web:
         rows.append(web(run_dir, args.words, args.repeat))
     config, _ = read_config(run_dir)
-    print(f"{args.words}-word generation, run {run_dir.name} "
-          f"(emb {config.emb_dim}, hidden {config.hid_dim} x {config.num_layers}), {args.repeat} repeats; "
-          f"load average {load_before[0]:.1f}")
+    print(
+        f"{args.words}-word generation, run {run_dir.name} "
+        f"(emb {config.emb_dim}, hidden {config.hid_dim} x {config.num_layers}), {args.repeat} repeats; "
+        f"load average {load_before[0]:.1f}"
+    )
     common.print_table(rows)
     common.RESULTS = Path(args.out)
-    path = common.write_result(args.name, {"run": run_dir.name, "words": args.words, "repeat": args.repeat,
-                                           "prompt": PROMPT, "rows": rows, "load_avg_before": load_before,
-                                           "load_avg_after": os.getloadavg()})
+    path = common.write_result(
+        args.name,
+        {
+            "run": run_dir.name,
+            "words": args.words,
+            "repeat": args.repeat,
+            "prompt": PROMPT,
+            "rows": rows,
+            "load_avg_before": load_before,
+            "load_avg_after": os.getloadavg(),
+        },
+    )
     print(f"wrote {path}")
     return rows
 

@@ -17,27 +17,24 @@ the first epoch includes cuDNN's warm-up. Reports seconds per epoch (median), to
 peak GPU memory of each variant (torch.cuda.max_memory_allocated, reset in between) and
 the ratio to the reference. On a machine without a GPU it runs on the CPU (GPU memory null).
 """
+
 from __future__ import annotations
 
 import argparse
 import gc
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+import torch
+from throughput import lmlib_variant, reference_variant
 
-import torch  # noqa: E402
-
-import common  # noqa: E402
-from lmlib.corpus import load_corpus  # noqa: E402
-from lmlib.device import resolve_precision  # noqa: E402
-from lmlib.presets import get_preset  # noqa: E402
-from lmlib.splits import prepare  # noqa: E402
-from throughput import lmlib_variant, reference_variant  # noqa: E402
+from lmlib.data.corpus import load_corpus
+from lmlib.data.splits import prepare
+from lmlib.presets import get_preset
+from lmlib.training.device import resolve_precision
 
 
 def build(name: str, size, vocab_size: int, ids: torch.Tensor, device: torch.device):
@@ -67,10 +64,15 @@ def run_variant(name: str, size, vocab_size: int, ids: torch.Tensor, device: tor
         variant.run(steps, sync)
         seconds.append(time.perf_counter() - started)
     tokens = steps * variant.data.size(0) * variant.config.bptt
-    row = {"variant": name, "precision": precision, "epochs": epochs,
-           "first_epoch_s": seconds[0], "s_per_epoch": statistics.median(seconds[1:] or seconds),
-           "tokens_per_s": tokens / statistics.median(seconds[1:] or seconds),
-           "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+    row = {
+        "variant": name,
+        "precision": precision,
+        "epochs": epochs,
+        "first_epoch_s": seconds[0],
+        "s_per_epoch": statistics.median(seconds[1:] or seconds),
+        "tokens_per_s": tokens / statistics.median(seconds[1:] or seconds),
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    }
     del variant
     return row
 
@@ -92,12 +94,21 @@ def main(argv=None) -> dict:
     rows = [run_variant(name, size, len(prepared.vocab), ids, device, args.epochs) for name in args.variants.split(",")]
     for row in rows:
         row["ratio"] = rows[0]["s_per_epoch"] / row["s_per_epoch"]
-    print(f"{device.type}: {common.machine()['gpu'] or common.machine()['cpu']}; model {args.size}, "
-          f"vocabulary {len(prepared.vocab):,}, {ids.numel():,} training tokens")
+    print(
+        f"{device.type}: {common.machine()['gpu'] or common.machine()['cpu']}; model {args.size}, "
+        f"vocabulary {len(prepared.vocab):,}, {ids.numel():,} training tokens"
+    )
     common.print_table(rows)
-    payload = {"device": device.type, "size": args.size, "corpus": args.corpus, "vocab_size": len(prepared.vocab),
-               "train_tokens": int(ids.numel()), "load_avg": os.getloadavg(), "rows": rows,
-               "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None}
+    payload = {
+        "device": device.type,
+        "size": args.size,
+        "corpus": args.corpus,
+        "vocab_size": len(prepared.vocab),
+        "train_tokens": int(ids.numel()),
+        "load_avg": os.getloadavg(),
+        "rows": rows,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+    }
     common.RESULTS = Path(args.out)
     print(f"wrote {common.write_result('gpu_compare', payload)}")
     return payload

@@ -5,11 +5,12 @@
 
 `--out DIR` writes the JSON elsewhere (tests); `--threads N` fixes the server's torch threads.
 
-The server is the production one (`lmlib.web.serve`, waitress) in its own process, so the
+The server is the production one (`lmlib.apps.web.serve`, waitress) in its own process, so the
 clients' threads here do not share its interpreter. Reports requests per second, p50/p95
 latency and the number of errors (the target is zero), prints a table and writes
 benchmarks/results/<name>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +27,18 @@ import threading
 import time
 from pathlib import Path
 
+import common
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402 - after the path is set; `common.` so tests can redirect RESULTS
-
-PROMPTS = ["it is a truth universally acknowledged", "she said", "mr darcy", "the weather was",
-           "elizabeth looked at", "i cannot"]
+PROMPTS = [
+    "it is a truth universally acknowledged",
+    "she said",
+    "mr darcy",
+    "the weather was",
+    "elizabeth looked at",
+    "i cannot",
+]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -43,15 +48,16 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def start_server(run_dir: Path, threads: int = 0) -> tuple[subprocess.Popen, int]:
-    """`lmlib.web.serve` in a child process on a free loopback port, once /health answers."""
+    """`lmlib.apps.web.serve` in a child process on a free loopback port, once /health answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    code = f"from lmlib.web import serve; serve({str(run_dir)!r}, port={port})"
+    code = f"from lmlib.apps.web import serve; serve({str(run_dir)!r}, port={port})"
     if threads:
         code = f"import torch; torch.set_num_threads({threads}); {code}"
-    server = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -72,8 +78,14 @@ def client(port: int, until: float, max_new_tokens: int, seed: int, out: list, l
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     while time.monotonic() < until:
-        body = json.dumps({"prompt": rng.choice(PROMPTS), "max_new_tokens": max_new_tokens,
-                           "temperature": 0.8, "seed": rng.randrange(2**31)})
+        body = json.dumps(
+            {
+                "prompt": rng.choice(PROMPTS),
+                "max_new_tokens": max_new_tokens,
+                "temperature": 0.8,
+                "seed": rng.randrange(2**31),
+            }
+        )
         started = time.perf_counter()
         try:
             connection.request("POST", "/generate", body, {"Content-Type": "application/json"})
@@ -94,8 +106,10 @@ def load(port: int, clients: int, seconds: float, max_new_tokens: int) -> dict:
     samples: list = []
     lock = threading.Lock()
     started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(port, started + seconds, max_new_tokens, i, samples, lock))
-               for i in range(clients)]
+    threads = [
+        threading.Thread(target=client, args=(port, started + seconds, max_new_tokens, i, samples, lock))
+        for i in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -103,11 +117,14 @@ def load(port: int, clients: int, seconds: float, max_new_tokens: int) -> dict:
     elapsed = time.monotonic() - started  # includes the last requests that began before the end
     latencies = [s for s, ok, _ in samples if ok] or [float("nan")]
     return {
-        "clients": clients, "seconds": round(elapsed, 2), "requests": len(samples),
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(samples),
         "errors": sum(not ok for _, ok, _ in samples),
         "requests_per_s": len(samples) / elapsed,
         "tokens_per_s": sum(t for *_, t in samples) / elapsed,
-        "p50_ms": 1000 * percentile(latencies, 50), "p95_ms": 1000 * percentile(latencies, 95),
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p95_ms": 1000 * percentile(latencies, 95),
         "max_ms": 1000 * max(latencies),
     }
 
@@ -135,16 +152,23 @@ def main(argv=None) -> dict:
     print(f"load average before: {load_before[0]:.1f} (other work on this machine slows every figure)")
     common.print_table([row])
     common.RESULTS = Path(args.out)
-    path = common.write_result(args.name, {
-        **row, "server": "lmlib.web.serve: waitress, 8 threads, 4 generation slots",
-        "threads": args.threads or "default", "load_avg_before": load_before, "load_avg_after": os.getloadavg()})
+    path = common.write_result(
+        args.name,
+        {
+            **row,
+            "server": "lmlib.apps.web.serve: waitress, 8 threads, 4 generation slots",
+            "threads": args.threads or "default",
+            "load_avg_before": load_before,
+            "load_avg_after": os.getloadavg(),
+        },
+    )
     print(f"wrote {path}")
     return row
 
 
 def train_smoke(folder: Path) -> Path:
     from lmlib.presets import get_preset
-    from lmlib.train import train
+    from lmlib.training.loop import train
 
     print("no --run given: training the smoke preset for the load test")
     train(get_preset("smoke"), folder, progress=False)

@@ -9,6 +9,7 @@ corpus, training) and training alone (the high-water mark VmHWM, reset through
 /proc/self/clear_refs once the corpus is prepared; where that reset is not available
 the second figure equals the first). No tracing allocator is involved.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
+import common
 
 
 def _status_kib(field: str) -> int | None:
@@ -50,18 +48,21 @@ def child(recipe: str, minutes: float, width: int, subset_tokens: int, threads: 
     """Train one recipe in this (fresh) process and measure its peaks, in MiB."""
     import torch
 
-    from lmlib.corpus import load_corpus
+    from lmlib.data.corpus import load_corpus
+    from lmlib.data.splits import prepare
     from lmlib.presets import get_preset
-    from lmlib.splits import prepare
-    from lmlib.train import train
+    from lmlib.training.loop import train
 
     if threads:
         torch.set_num_threads(threads)
     sizes = {"emb_dim": width, "hid_dim": width} if width else {}
     cpu = get_preset("cpu", **sizes)
     common_fields = dict(max_minutes=minutes, subset_tokens=subset_tokens, checkpoint_minutes=0.0)
-    config = (cpu.replace(**common_fields) if recipe == "cpu" else
-              get_preset("original", emb_dim=cpu.emb_dim, hid_dim=cpu.hid_dim, **common_fields))
+    config = (
+        cpu.replace(**common_fields)
+        if recipe == "cpu"
+        else get_preset("original", emb_dim=cpu.emb_dim, hid_dim=cpu.hid_dim, **common_fields)
+    )
     prepared = prepare(load_corpus(config.corpus))
     gc.collect()
     reset = _reset_peak()
@@ -70,10 +71,17 @@ def child(recipe: str, minutes: float, width: int, subset_tokens: int, threads: 
         results = train(config, Path(tmp) / recipe, prepared=prepared, progress=False)
     process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     training_peak = _status_kib("VmHWM") if reset else process_peak
-    return {"recipe": recipe, "width": config.hid_dim, "batch": f"{config.batch_size}x{config.bptt}",
-            "adaptive_softmax": config.adaptive_softmax, "rss_before_training_mib": (before or 0) / 1024,
-            "peak_training_mib": (training_peak or 0) / 1024, "peak_process_mib": process_peak / 1024,
-            "epochs": results["epochs_run"], "threads": torch.get_num_threads()}
+    return {
+        "recipe": recipe,
+        "width": config.hid_dim,
+        "batch": f"{config.batch_size}x{config.bptt}",
+        "adaptive_softmax": config.adaptive_softmax,
+        "rss_before_training_mib": (before or 0) / 1024,
+        "peak_training_mib": (training_peak or 0) / 1024,
+        "peak_process_mib": process_peak / 1024,
+        "epochs": results["epochs_run"],
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv=None) -> dict:
@@ -90,8 +98,20 @@ def main(argv=None) -> dict:
         return {}
     rows = []
     for recipe in ("cpu", "original"):
-        command = [sys.executable, __file__, "--child", recipe, "--minutes", str(args.minutes), "--width",
-                   str(args.width), "--subset-tokens", str(args.subset_tokens), "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            recipe,
+            "--minutes",
+            str(args.minutes),
+            "--width",
+            str(args.width),
+            "--subset-tokens",
+            str(args.subset_tokens),
+            "--threads",
+            str(args.threads),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"the {recipe} child failed:\n{done.stderr}")

@@ -9,6 +9,7 @@ the data trimmed so every window is full; generation that re-feeds the *whole* s
 every step while also carrying the hidden state (O(n^2) in the output length).
 Nothing here imports lmlib: it is the other side of each comparison.
 """
+
 from __future__ import annotations
 
 import math
@@ -103,8 +104,9 @@ def train_epoch(model, data, optimizer, criterion, seq_len: int, clip: float, de
     return epoch_loss / num_batches
 
 
-def make_training(vocab_size: int, emb_dim: int, hid_dim: int, num_layers: int, device, dropout: float = 0.65,
-                  lr: float = 1e-3):
+def make_training(
+    vocab_size: int, emb_dim: int, hid_dim: int, num_layers: int, device, dropout: float = 0.65, lr: float = 1e-3
+):
     """Model, Adam and loss as the original built them."""
     model = OriginalLSTM(vocab_size, emb_dim, hid_dim, num_layers, dropout).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -112,8 +114,16 @@ def make_training(vocab_size: int, emb_dim: int, hid_dim: int, num_layers: int, 
 
 
 @torch.no_grad()
-def generate(prompt_ids: list[int], max_seq_len: int, temperature: float, model: OriginalLSTM, unk: int, eos: int,
-             device, seed: int | None = None) -> list[int]:
+def generate(
+    prompt_ids: list[int],
+    max_seq_len: int,
+    temperature: float,
+    model: OriginalLSTM,
+    unk: int,
+    eos: int,
+    device,
+    seed: int | None = None,
+) -> list[int]:
     """The original's `generate()`: every step re-feeds the whole sequence so far."""
     if seed is not None:
         torch.manual_seed(seed)

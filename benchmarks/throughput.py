@@ -22,32 +22,29 @@ reversed every other round) plus one large float32 matrix product; a variant's s
 its median over rounds and its ratio is the median of the per-round ratios to the
 reference measured in that same round.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+import reference
+import torch
 
-import torch  # noqa: E402
-
-import common  # noqa: E402
-import reference  # noqa: E402
-from lmlib.batching import batchify  # noqa: E402
-from lmlib.config import RunConfig  # noqa: E402
-from lmlib.corpus import load_corpus  # noqa: E402
-from lmlib.device import resolve_precision  # noqa: E402
-from lmlib.model import LSTMLanguageModel, resolve_cutoffs  # noqa: E402
-from lmlib.optim import Optimization  # noqa: E402
-from lmlib.presets import get_preset  # noqa: E402
-from lmlib.splits import prepare  # noqa: E402
+from lmlib.config import RunConfig
+from lmlib.data.batching import batchify
+from lmlib.data.corpus import load_corpus
+from lmlib.data.splits import prepare
+from lmlib.model.lstm import LSTMLanguageModel, resolve_cutoffs
+from lmlib.presets import get_preset
+from lmlib.training.device import resolve_precision
+from lmlib.training.optim import Optimization
 
 TARGET_IDENTICAL, TARGET_RECIPE, TARGET_EFFICIENCY = 0.95, 2.5, 0.5
 
@@ -63,6 +60,7 @@ TARGET_IDENTICAL, TARGET_RECIPE, TARGET_EFFICIENCY = 0.95, 2.5, 0.5
 #       of targets that fall in it: f_i * 2 * (d * d_i + d_i * s_i)
 # A training step costs 3x the forward: the backward computes one product for the input
 # gradient and one for the weight gradient per forward product.
+
 
 def lstm_sizes(config: RunConfig) -> list[tuple[int, int]]:
     """(input, hidden) of each LSTM layer, as LSTMLanguageModel builds them."""
@@ -81,13 +79,14 @@ def train_flops_per_token(config: RunConfig, vocab_size: int, target_ids: torch.
         cutoffs = list(resolve_cutoffs(vocab_size, config.cutoffs)) + [vocab_size]
         forward += 2 * d * (cutoffs[0] + len(cutoffs) - 1)
         for i in range(len(cutoffs) - 1):
-            d_i = int(d // 4 ** (i + 1))  # div_value=4, as in lmlib.model
+            d_i = int(d // 4 ** (i + 1))  # div_value=4, as in lmlib.model.lstm
             share = float(((target_ids >= cutoffs[i]) & (target_ids < cutoffs[i + 1])).double().mean())
             forward += share * 2 * (d * d_i + d_i * (cutoffs[i + 1] - cutoffs[i]))
     return 3.0 * forward
 
 
 # --- variants -------------------------------------------------------------------------
+
 
 @dataclass
 class Variant:
@@ -137,15 +136,18 @@ def reference_variant(size: tuple[int, int, int], vocab_size: int, ids: torch.Te
     return Variant("reference", config, data, step)
 
 
-def lmlib_variant(name: str, config: RunConfig, vocab_size: int, ids: torch.Tensor, device,
-                  precision: str = "fp32") -> Variant:
+def lmlib_variant(
+    name: str, config: RunConfig, vocab_size: int, ids: torch.Tensor, device, precision: str = "fp32"
+) -> Variant:
     model = LSTMLanguageModel(vocab_size, config).to(device)
     opt = Optimization(config, model, device, precision)
     data = batchify(ids, config.batch_size).to(device)
-    state = {"hidden": model.init_hidden(config.batch_size, device),
-             "loss": torch.zeros((), dtype=torch.float64, device=device)}
+    state = {
+        "hidden": model.init_hidden(config.batch_size, device),
+        "loss": torch.zeros((), dtype=torch.float64, device=device),
+    }
 
-    def step(x, y, restart):  # as lmlib.train's inner loop
+    def step(x, y, restart):  # as lmlib.training.loop's inner loop
         if restart:
             state["hidden"] = model.init_hidden(config.batch_size, device)
         hidden = model.detach_hidden(state["hidden"])
@@ -162,8 +164,13 @@ def make_variants(size, vocab_size: int, ids: torch.Tensor, device, recipe: str 
     precision = resolve_precision(recipe_config.precision, device)
     variants = [
         reference_variant(size, vocab_size, ids, device),
-        lmlib_variant("lmlib identical", get_preset("original", emb_dim=emb, hid_dim=hid, num_layers=layers),
-                      vocab_size, ids, device),
+        lmlib_variant(
+            "lmlib identical",
+            get_preset("original", emb_dim=emb, hid_dim=hid, num_layers=layers),
+            vocab_size,
+            ids,
+            device,
+        ),
     ]
     if precision != "fp32":
         variants.append(lmlib_variant(f"lmlib {recipe} recipe, fp32", recipe_config, vocab_size, ids, device))
@@ -174,6 +181,7 @@ def make_variants(size, vocab_size: int, ids: torch.Tensor, device, recipe: str 
 
 
 # --- measurement ----------------------------------------------------------------------
+
 
 def matmul_flops(n: int, precision: str = "fp32", repeat: int = 3) -> float:
     """FLOP/s of an n x n x n matrix product in `precision` (best of `repeat`) on this thread count."""
@@ -211,15 +219,19 @@ def summarise(size, variants: list[Variant], peaks: dict[str, list[float]]) -> l
     for v in variants:
         ratios = [s / r for s, r in zip(v.speeds, ref.speeds)]
         efficiency = [s * v.flops_per_token / p for s, p in zip(v.speeds, peaks[v.precision])]
-        rows.append({
-            "size": "x".join(map(str, size)), "variant": v.name, "precision": v.precision,
-            "batch": f"{v.data.size(0)}x{v.config.bptt}",
-            "tokens_per_s": statistics.median(v.speeds),
-            "ratio": statistics.median(ratios),
-            "gflop_per_token": v.flops_per_token / 1e9,
-            "gflop_per_s": statistics.median(v.speeds) * v.flops_per_token / 1e9,
-            "efficiency": statistics.median(efficiency),
-        })
+        rows.append(
+            {
+                "size": "x".join(map(str, size)),
+                "variant": v.name,
+                "precision": v.precision,
+                "batch": f"{v.data.size(0)}x{v.config.bptt}",
+                "tokens_per_s": statistics.median(v.speeds),
+                "ratio": statistics.median(ratios),
+                "gflop_per_token": v.flops_per_token / 1e9,
+                "gflop_per_s": statistics.median(v.speeds) * v.flops_per_token / 1e9,
+                "efficiency": statistics.median(efficiency),
+            }
+        )
     return rows
 
 
@@ -258,19 +270,35 @@ def main(argv=None) -> dict:
             peaks_all.setdefault(precision, []).extend(values)
         rows += summarise(size, variants, peaks)
     matmul = {precision: statistics.median(values) / 1e9 for precision, values in peaks_all.items()}
-    print(f"vocabulary {vocab_size:,}; {torch.get_num_threads()} torch thread(s); matmul peak "
-          + ", ".join(f"{gflops:.1f} GFLOP/s {p}" for p, gflops in matmul.items()) + f"; load {load_before[0]:.1f}")
+    print(
+        f"vocabulary {vocab_size:,}; {torch.get_num_threads()} torch thread(s); matmul peak "
+        + ", ".join(f"{gflops:.1f} GFLOP/s {p}" for p, gflops in matmul.items())
+        + f"; load {load_before[0]:.1f}"
+    )
     common.print_table(rows)
     identical = [r["ratio"] for r in rows if r["variant"] == "lmlib identical"]
     recipe = [r["ratio"] for r in rows if r["variant"] == f"lmlib {args.recipe} recipe"]
     payload = {
-        "vocab_size": vocab_size, "train_tokens": int(ids.numel()), "threads": torch.get_num_threads(),
-        "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
-        "rounds": args.rounds, "steps": args.steps, "matmul_n": args.matmul,
-        "matmul_gflop_per_s": matmul, "rows": rows,
-        "targets": {"identical_ratio": TARGET_IDENTICAL, "recipe_ratio": TARGET_RECIPE, "efficiency": TARGET_EFFICIENCY},
-        "met": {"identical_ratio": min(identical) >= TARGET_IDENTICAL, "recipe_ratio": min(recipe) >= TARGET_RECIPE,
-                "efficiency": all(r["efficiency"] >= TARGET_EFFICIENCY for r in rows)},
+        "vocab_size": vocab_size,
+        "train_tokens": int(ids.numel()),
+        "threads": torch.get_num_threads(),
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "matmul_n": args.matmul,
+        "matmul_gflop_per_s": matmul,
+        "rows": rows,
+        "targets": {
+            "identical_ratio": TARGET_IDENTICAL,
+            "recipe_ratio": TARGET_RECIPE,
+            "efficiency": TARGET_EFFICIENCY,
+        },
+        "met": {
+            "identical_ratio": min(identical) >= TARGET_IDENTICAL,
+            "recipe_ratio": min(recipe) >= TARGET_RECIPE,
+            "efficiency": all(r["efficiency"] >= TARGET_EFFICIENCY for r in rows),
+        },
     }
     common.RESULTS = Path(args.out)
     print(f"wrote {common.write_result('throughput', payload)}")

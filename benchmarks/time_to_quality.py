@@ -14,39 +14,48 @@ time_to_quality.json and time_to_quality.png (validation perplexity against wall
 The load average and CPU seconds of each run are recorded: on a shared machine a run
 that got less of the CPU shows it there.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+import torch
 
-import torch  # noqa: E402
-
-import common  # noqa: E402
-from lmlib.corpus import load_corpus  # noqa: E402
-from lmlib.device import resolve_precision  # noqa: E402
-from lmlib.presets import get_preset  # noqa: E402
-from lmlib.runs import read_metric_rows, RunPaths  # noqa: E402
-from lmlib.splits import prepare  # noqa: E402
-from lmlib.train import train  # noqa: E402
+from lmlib.data.corpus import load_corpus
+from lmlib.data.splits import prepare
+from lmlib.presets import get_preset
+from lmlib.training.device import resolve_precision
+from lmlib.training.loop import train
+from lmlib.training.runs import RunPaths, read_metric_rows
 
 TARGET_IMPROVEMENT = 0.20  # cpu preset's test perplexity at least 20% lower
 
 
 def configs(minutes: float, width: int, subset_tokens: int) -> dict:
     """The recipes, at the same width and budget (cpu-fp32 only where `mixed` is not fp32 here)."""
-    cpu = get_preset("cpu", max_minutes=minutes, subset_tokens=subset_tokens, checkpoint_minutes=0.0,
-                     **({"emb_dim": width, "hid_dim": width} if width else {}))
-    original = get_preset("original", emb_dim=cpu.emb_dim, hid_dim=cpu.hid_dim, max_minutes=minutes,
-                          subset_tokens=subset_tokens, checkpoint_minutes=0.0, precision="fp32")
+    cpu = get_preset(
+        "cpu",
+        max_minutes=minutes,
+        subset_tokens=subset_tokens,
+        checkpoint_minutes=0.0,
+        **({"emb_dim": width, "hid_dim": width} if width else {}),
+    )
+    original = get_preset(
+        "original",
+        emb_dim=cpu.emb_dim,
+        hid_dim=cpu.hid_dim,
+        max_minutes=minutes,
+        subset_tokens=subset_tokens,
+        checkpoint_minutes=0.0,
+        precision="fp32",
+    )
     chosen = {"original": original, "cpu": cpu}
     if resolve_precision(cpu.precision, torch.device("cpu")) != "fp32":
         chosen["cpu-fp32"] = cpu.replace(precision="fp32")
@@ -61,14 +70,32 @@ def run_one(name: str, config, run_dir: Path, prepared) -> dict:
     results = train(config, run_dir, prepared=prepared, progress=False)
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    curve = [{"epoch": float(r["epoch"]), "elapsed_s": float(r["elapsed_s"]), "valid_ppl": float(r["valid_ppl"]),
-              "tokens_per_s": float(r["tokens_per_s"])} for r in read_metric_rows(RunPaths(run_dir))]
+    curve = [
+        {
+            "epoch": float(r["epoch"]),
+            "elapsed_s": float(r["elapsed_s"]),
+            "valid_ppl": float(r["valid_ppl"]),
+            "tokens_per_s": float(r["tokens_per_s"]),
+        }
+        for r in read_metric_rows(RunPaths(run_dir))
+    ]
     cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    print(f"{name}: test ppl {results['test_ppl']:.2f} after {results['epochs_run']} epochs, "
-          f"{wall:.0f} s wall, {cpu_seconds:.0f} s CPU", flush=True)
+    print(
+        f"{name}: test ppl {results['test_ppl']:.2f} after {results['epochs_run']} epochs, "
+        f"{wall:.0f} s wall, {cpu_seconds:.0f} s CPU",
+        flush=True,
+    )
     precision = json.loads(RunPaths(run_dir).config.read_text())["data"]["precision"]
-    return {"config": config.to_dict(), "precision": precision, "results": results, "curve": curve, "wall_s": wall,
-            "cpu_s": cpu_seconds, "load_avg_before": load_before, "load_avg_after": os.getloadavg()}
+    return {
+        "config": config.to_dict(),
+        "precision": precision,
+        "results": results,
+        "curve": curve,
+        "wall_s": wall,
+        "cpu_s": cpu_seconds,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+    }
 
 
 def plot(runs: dict, minutes: float, path: Path) -> None:
@@ -80,8 +107,11 @@ def plot(runs: dict, minutes: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    labels = {"original": "original recipe (fp32)", "cpu": f"cpu preset ({runs['cpu']['precision']})",
-              "cpu-fp32": "cpu preset, fp32"}
+    labels = {
+        "original": "original recipe (fp32)",
+        "cpu": f"cpu preset ({runs['cpu']['precision']})",
+        "cpu-fp32": "cpu preset, fp32",
+    }
     for name, run in runs.items():
         xs = [p["elapsed_s"] / 60 for p in run["curve"]]
         ys = [p["valid_ppl"] for p in run["curve"]]
@@ -92,8 +122,11 @@ def plot(runs: dict, minutes: float, path: Path) -> None:
     ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     values = [p["valid_ppl"] for r in runs.values() for p in r["curve"]] or [1.0]
-    ticks = [t for t in (20, 30, 50, 70, 100, 150, 200, 300, 500, 1000, 2000, 5000, 10000)
-             if min(values) * 0.8 <= t <= max(values) * 1.25]
+    ticks = [
+        t
+        for t in (20, 30, 50, 70, 100, 150, 200, 300, 500, 1000, 2000, 5000, 10000)
+        if min(values) * 0.8 <= t <= max(values) * 1.25
+    ]
     if ticks:
         ax.set_yticks(ticks)
     ax.set_xlabel("wall-clock minutes from the start (earlier validations included)")
@@ -113,8 +146,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--width", type=int, default=0, help="override both recipes' width (0 = the cpu preset's)")
     parser.add_argument("--subset-tokens", type=int, default=0, help="use only the first N tokens of each split")
-    parser.add_argument("--order", default="original,cpu,cpu-fp32", help="which runs first (cpu-fp32 is skipped "
-                        "where the cpu preset already trains in fp32)")
+    parser.add_argument(
+        "--order",
+        default="original,cpu,cpu-fp32",
+        help="which runs first (cpu-fp32 is skipped where the cpu preset already trains in fp32)",
+    )
     parser.add_argument("--runs-dir", default="", help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--out", default=str(common.RESULTS), help="folder for the JSON and the PNG")
     args = parser.parse_args(argv)
@@ -137,17 +173,34 @@ def main(argv=None) -> dict:
     runs = {name: runs[name] for name in chosen if name in runs}  # fixed order for the table and figure
     original, cpu = runs["original"]["results"]["test_ppl"], runs["cpu"]["results"]["test_ppl"]
     improvement = 1 - cpu / original
-    rows = [{"recipe": name, "precision": run["precision"], "width": run["config"]["hid_dim"],
-             "epochs": run["results"]["epochs_run"],
-             "tokens_per_s": run["results"]["tokens_per_s"], "valid_ppl": run["results"]["valid_ppl"],
-             "test_ppl": run["results"]["test_ppl"], "cpu_s": run["cpu_s"]} for name, run in runs.items()]
+    rows = [
+        {
+            "recipe": name,
+            "precision": run["precision"],
+            "width": run["config"]["hid_dim"],
+            "epochs": run["results"]["epochs_run"],
+            "tokens_per_s": run["results"]["tokens_per_s"],
+            "valid_ppl": run["results"]["valid_ppl"],
+            "test_ppl": run["results"]["test_ppl"],
+            "cpu_s": run["cpu_s"],
+        }
+        for name, run in runs.items()
+    ]
     print(f"{args.minutes:g} minutes each, {torch.get_num_threads()} torch thread(s)")
     common.print_table(rows)
     print(f"cpu preset test perplexity {100 * improvement:.1f}% lower (target >= {100 * TARGET_IMPROVEMENT:.0f}%)")
     plot(runs, args.minutes, out / "time_to_quality.png")
-    payload = {"minutes": args.minutes, "threads": torch.get_num_threads(), "vocab_size": len(prepared.vocab),
-               "rows": rows, "improvement": improvement, "target_improvement": TARGET_IMPROVEMENT,
-               "met": improvement >= TARGET_IMPROVEMENT, "runs": runs, "figure": "time_to_quality.png"}
+    payload = {
+        "minutes": args.minutes,
+        "threads": torch.get_num_threads(),
+        "vocab_size": len(prepared.vocab),
+        "rows": rows,
+        "improvement": improvement,
+        "target_improvement": TARGET_IMPROVEMENT,
+        "met": improvement >= TARGET_IMPROVEMENT,
+        "runs": runs,
+        "figure": "time_to_quality.png",
+    }
     common.RESULTS = out
     print(f"wrote {common.write_result('time_to_quality', payload)} and time_to_quality.png")
     return payload

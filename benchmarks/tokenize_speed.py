@@ -1,22 +1,19 @@
 """How long loading and tokenizing the whole default corpus takes (target: under 2 s).
 
-    python benchmarks/tokenize_speed.py [--repeat 5]
+python benchmarks/tokenize_speed.py [--repeat 5]
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table, write_result
 
-from common import print_table, write_result  # noqa: E402
-from lmlib.corpus import load_corpus  # noqa: E402
-from lmlib.splits import prepare  # noqa: E402
-from lmlib.tokenize import basic_english  # noqa: E402
+from lmlib.data.corpus import load_corpus
+from lmlib.data.splits import prepare
+from lmlib.data.tokenize import basic_english
 
 
 def time_it(fn, repeat: int) -> float:

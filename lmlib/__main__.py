@@ -1,4 +1,5 @@
 """`python -m lmlib ...` runs the command-line interface."""
-from .cli import main
+
+from lmlib.cli import main
 
 raise SystemExit(main())

@@ -1,13 +1,14 @@
 """Atomic writes: a reader sees the old file or the new one, never half of either."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def _current_umask() -> int:

@@ -3,13 +3,14 @@
 The same field names appear here, in the CLI flags (`--emb-dim`), in params/*.yaml, in the
 notebooks' parameters cells and in each run's config.json.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .errors import LMError
+from lmlib.errors import LMError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
 INITS = ("original", "awd", "uniform")
@@ -62,7 +63,9 @@ class RunConfig:
     nonmono: int = 5  # NT-ASGD: switch to averaging when valid is worse than N epochs ago (§3)
     seed: int = 1234
     device: str = "auto"
-    precision: str = "auto"  # auto: mixed on CUDA, fp32 on CPU; mixed: bf16/fp16 autocast where native (lmlib.device)
+    precision: str = (
+        "auto"  # auto: mixed on CUDA, fp32 on CPU; mixed: bf16/fp16 autocast where native (lmlib.training.device)
+    )
     checkpoint_minutes: float = 5.0  # also checkpoint mid-epoch this often
 
     def __post_init__(self):
@@ -101,7 +104,7 @@ class RunConfig:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from a dict (config.json, YAML); unknown fields are a clear error."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -112,7 +115,7 @@ class RunConfig:
             data["cutoffs"] = tuple(data["cutoffs"] or ())
         return cls(**data)
 
-    def replace(self, **overrides) -> "RunConfig":
+    def replace(self, **overrides) -> RunConfig:
         """A copy with some fields changed (validated, unknown names rejected)."""
         return RunConfig.from_dict({**self.to_dict(), **overrides})
 

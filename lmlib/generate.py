@@ -4,23 +4,24 @@ Incremental: the prompt is read once, then each new token is fed once with the c
 hidden state — O(n) in the output length. (The original re-fed the whole sequence at every
 step, O(n^2); benchmarks/generation.py measures the difference.)
 """
+
 from __future__ import annotations
 
 import math
 import os
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from .detokenize import detokenize
-from .errors import LMError
-from .model import LSTMLanguageModel
-from .tokenize import basic_english
-from .vocab import EOS, UNK, Vocab
+from lmlib.data.detokenize import detokenize
+from lmlib.data.tokenize import basic_english
+from lmlib.data.vocab import EOS, UNK, Vocab
+from lmlib.errors import LMError
+from lmlib.model.lstm import LSTMLanguageModel
 
 MAX_NEW_TOKENS = 1000  # documented cap on one request
 LOG2E = 1 / math.log(2)
@@ -42,7 +43,11 @@ class Generation:
 
 def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:
     """Validate sampling parameters with messages a user can act on."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or not 1 <= max_new_tokens <= MAX_NEW_TOKENS
+    ):
         raise LMError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 100:
         raise LMError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
@@ -64,8 +69,8 @@ class Generator:
         self.vocab = vocab
 
     @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> "Generator":
-        from .runs import load_model
+    def from_run(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+        from lmlib.training.runs import load_model
 
         model, vocab, _ = load_model(Path(run_dir), device)
         return cls(model, vocab, device)
@@ -99,8 +104,15 @@ class Generator:
             out, hidden, _ = self.model.features(x, hidden)
         return self.model.log_probs(out)[0, -1], hidden
 
-    def stream(self, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Iterator[GeneratedToken]:
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int = 50,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> Iterator[GeneratedToken]:
         """Yield new tokens one at a time as they are produced; stops at <eos>."""
         check_sampling(max_new_tokens, temperature, top_k, top_p)
         generator = torch.Generator(device="cpu").manual_seed(secrets.randbits(63) if seed is None else int(seed))
@@ -113,8 +125,15 @@ class Generator:
                 yield GeneratedToken(self.vocab.itos[index], float(-log_probs[index]) * LOG2E)
                 log_probs, hidden = self._step(index, hidden)  # one token, carried state
 
-    def generate(self, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Generation:
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int = 50,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> Generation:
         """Generate a continuation; returns readable text and the token list."""
         produced = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
         prompt_tokens = self.prompt_tokens(prompt)
@@ -141,8 +160,7 @@ def _without_onednn():
         torch.backends.mkldnn.enabled = previous
 
 
-def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float,
-           generator: torch.Generator) -> int:
+def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator) -> int:
     """Draw one index from `log_probs` (V,), never `<unk>` (index 0).
 
     Masking `<unk>` and renormalising draws from exactly the distribution the original got
@@ -165,8 +183,16 @@ def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def generate(run_or_model, prompt: str, max_new_tokens: int = 50, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, seed: int | None = None, vocab: Vocab | None = None) -> Generation:
+def generate(
+    run_or_model,
+    prompt: str,
+    max_new_tokens: int = 50,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    vocab: Vocab | None = None,
+) -> Generation:
     """Convenience: generate from a run directory, a Generator, or (model, vocab=...)."""
     if isinstance(run_or_model, Generator):
         generator = run_or_model

@@ -10,6 +10,7 @@ in an R lazy-load database: `Rdata.rdx` (an RDS index of byte offsets) and `Rdat
 (per object: a 4-byte length, then a zlib stream of the serialized object).
 See data/austen/README.md for what the cleaning removes.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -80,9 +81,10 @@ def main(root: str) -> None:
     for variable, stem in BOOKS:
         text = "\n".join(clean(books[variable])) + "\n"
         # mtime=0 keeps the .gz byte-identical across rebuilds
-        with open(OUT_DIR / f"{stem}.txt.gz", "wb") as raw, gzip.GzipFile(
-            filename=f"{stem}.txt", mode="wb", fileobj=raw, mtime=0, compresslevel=9
-        ) as gz:
+        with (
+            open(OUT_DIR / f"{stem}.txt.gz", "wb") as raw,
+            gzip.GzipFile(filename=f"{stem}.txt", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+        ):
             gz.write(text.encode("utf-8"))
         print(f"{stem}: {len(text.split()):,} words")
 

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny synthetic corpora written to tmp folders."""
+
 from __future__ import annotations
 
 import os
@@ -10,6 +11,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
+
+# The generation fixtures (a tiny trained run, live servers, the browser) live in their own module.
+pytest_plugins = ["lm_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PTB = ROOT.parent / "shared" / "bench" / "ptb"
@@ -41,7 +45,7 @@ def tiny_hpd(tmp_path) -> Path:
 def smoke_run(tmp_path_factory) -> Path:
     """A smoke-preset run trained once per test session (a few seconds on CPU)."""
     from lmlib.presets import get_preset
-    from lmlib.train import train
+    from lmlib.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"
     train(get_preset("smoke"), run_dir, progress=False)

@@ -1,8 +1,9 @@
 """Shared by the generation tests: one tiny trained run per session, free ports, live servers.
 
-Import the fixtures into a test module (`from lm_fixtures import tiny_run, generator`); the
-trained run is cached here at module level, so every module that imports it shares one.
+A pytest plugin (conftest.py lists it in `pytest_plugins`), so every test module sees these
+fixtures without importing them; the trained run is cached here once per session.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,17 +19,17 @@ from pathlib import Path
 
 import pytest
 
+from lmlib.report import browser as chromium_browser
+from lmlib.report.browser import CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 _CACHE: dict[str, object] = {}
 
 
 def train_tiny_run(folder: Path) -> Path:
     """Train the smoke preset for one epoch into `folder` (a few seconds on CPU)."""
     from lmlib.presets import get_preset
-    from lmlib.train import train
+    from lmlib.training.loop import train
 
     train(get_preset("smoke", epochs=1, subset_tokens=5_000), folder, progress=False)
     return folder
@@ -79,8 +80,9 @@ def launch(command: list[str], cwd: Path = ROOT) -> subprocess.Popen:
     """Start `command` in its own process group, so that stopping it also stops its children."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty server never blocks on it
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     process.log = log
     return process
 
@@ -107,9 +109,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def start_web_server(run_dir: Path) -> tuple[subprocess.Popen, str]:
-    """`lmlib.web.serve` (waitress) in a child process on a free loopback port; returns it and its URL."""
+    """`lmlib.apps.web.serve` (waitress) in a child process on a free loopback port; returns it and its URL."""
     port = free_port()
-    code = f"from lmlib.web import serve; serve({str(run_dir)!r}, port={port})"
+    code = f"from lmlib.apps.web import serve; serve({str(run_dir)!r}, port={port})"
     process = launch([sys.executable, "-c", code])
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -146,14 +148,14 @@ def browser():
 
     pytest.importorskip("playwright", reason="playwright (Python) is not installed: pip install -e .[test]")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = chromium_browser.launch(playwright, CHROMIUM)
         try:
             yield chromium
         finally:
             chromium.close()
 
 
-PANEL_NOTEBOOK = """from lmlib.panel import panel_for_runs
+PANEL_NOTEBOOK = """from lmlib.apps.panel import panel_for_runs
 panel = panel_for_runs([{run!r}])
 panel"""
 
@@ -162,15 +164,34 @@ panel"""
 def voila_server(tiny_run, tmp_path_factory):
     """Voila serving a one-cell notebook that shows the panel over the tiny run; yields its URL."""
     folder = tmp_path_factory.mktemp("voila")
-    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-            "source": PANEL_NOTEBOOK.format(run=str(tiny_run))}
-    notebook = {"cells": [cell], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                             "language": "python"}},
-                "nbformat": 4, "nbformat_minor": 5}
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+        "source": PANEL_NOTEBOOK.format(run=str(tiny_run)),
+    }
+    notebook = {
+        "cells": [cell],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (folder / "panel.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
     port = free_port()
-    process = launch([sys.executable, "-m", "voila", "panel.ipynb", "--no-browser", f"--port={port}",
-                      "--Voila.ip=127.0.0.1", "--show_tracebacks=True"], cwd=folder)
+    process = launch(
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            "panel.ipynb",
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--show_tracebacks=True",
+        ],
+        cwd=folder,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(url, process, seconds=90)

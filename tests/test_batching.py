@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmlib.batching import batchify, check_fits, fixed_windows, get_batch, variable_windows
+from lmlib.data.batching import batchify, check_fits, fixed_windows, get_batch, variable_windows
 from lmlib.errors import LMError
 
 

@@ -4,6 +4,7 @@ Each runs as a user would (a subprocess, its own command line) with --out in a t
 so the committed results are never overwritten. Only the JSON's shape is checked: timings
 belong to the benchmarks themselves, not to tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,19 +16,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmlib.device import resolve_precision
+from lmlib.training.device import resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
-sys.path.insert(0, str(BENCH))
+BENCH = ROOT / "benchmarks"  # on sys.path through pytest's `pythonpath` (pyproject.toml)
 
 TINY = ["--subset-tokens", "8000"]
 
 
 def run_script(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
-    done = subprocess.run(args + ["--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        args + ["--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -39,8 +40,24 @@ def load(tmp_path: Path, name: str) -> dict:
 
 
 def test_throughput_script(tmp_path):
-    run_script([sys.executable, "benchmarks/throughput.py", "--sizes", "16x16x2", "--rounds", "1", "--steps", "1",
-                "--matmul", "64", "--threads", "1", *TINY], tmp_path)
+    run_script(
+        [
+            sys.executable,
+            "benchmarks/throughput.py",
+            "--sizes",
+            "16x16x2",
+            "--rounds",
+            "1",
+            "--steps",
+            "1",
+            "--matmul",
+            "64",
+            "--threads",
+            "1",
+            *TINY,
+        ],
+        tmp_path,
+    )
     payload = load(tmp_path, "throughput")
     variants = [(row["variant"], row["precision"]) for row in payload["rows"]]
     recipe = resolve_precision("mixed", torch.device("cpu"))  # what the cpu preset trains in here
@@ -54,8 +71,21 @@ def test_throughput_script(tmp_path):
 
 
 def test_generation_script(tmp_path):
-    done = run_script([sys.executable, "benchmarks/generation.py", "--size", "16x16x2", "--vocab", "50",
-                       "--tokens", "3,8", "--repeat", "1"], tmp_path)
+    done = run_script(
+        [
+            sys.executable,
+            "benchmarks/generation.py",
+            "--size",
+            "16x16x2",
+            "--vocab",
+            "50",
+            "--tokens",
+            "3,8",
+            "--repeat",
+            "1",
+        ],
+        tmp_path,
+    )
     payload = load(tmp_path, "generation")
     assert [row["new_tokens"] for row in payload["rows"]] == [3, 8]
     assert all(row["reference_ms_per_token"] > 0 and row["lmlib_ms_per_token"] > 0 for row in payload["rows"])
@@ -63,8 +93,7 @@ def test_generation_script(tmp_path):
 
 
 def test_time_to_quality_script(tmp_path):
-    run_script([sys.executable, "benchmarks/time_to_quality.py", "--minutes", "0.01", "--width", "16", *TINY],
-               tmp_path)
+    run_script([sys.executable, "benchmarks/time_to_quality.py", "--minutes", "0.01", "--width", "16", *TINY], tmp_path)
     payload = load(tmp_path, "time_to_quality")
     recipe = resolve_precision("mixed", torch.device("cpu"))
     assert set(payload["runs"]) == {"original", "cpu"} | ({"cpu-fp32"} if recipe != "fp32" else set())
@@ -77,8 +106,10 @@ def test_time_to_quality_script(tmp_path):
 
 
 def test_memory_script(tmp_path):
-    run_script([sys.executable, "benchmarks/memory.py", "--minutes", "0.01", "--width", "16", "--threads", "1",
-                *TINY], tmp_path)
+    run_script(
+        [sys.executable, "benchmarks/memory.py", "--minutes", "0.01", "--width", "16", "--threads", "1", *TINY],
+        tmp_path,
+    )
     rows = load(tmp_path, "memory")["rows"]
     assert [row["recipe"] for row in rows] == ["cpu", "original"]
     for row in rows:

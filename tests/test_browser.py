@@ -3,19 +3,19 @@
 Skipped when /usr/bin/chromium is missing, except with LMLIB_REQUIRE_BROWSER=1 (CI), where
 that is a failure. Set LMLIB_SCREENSHOTS=reports/screenshots to keep the screenshots.
 """
+
 from __future__ import annotations
 
 import re
 
 import pytest
-
-from lm_fixtures import browser, screenshot_dir, tiny_run, voila_server, web_server  # noqa: F401 - fixtures
+from lm_fixtures import screenshot_dir
 
 VIEWPORT = {"width": 900, "height": 760}
 
 
 @pytest.fixture
-def page(browser):  # noqa: F811
+def page(browser):
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     dialogs = []
@@ -48,7 +48,7 @@ def generate_on_page(page) -> dict:
     return posted.value.post_data_json
 
 
-def test_flask_page_generates_with_the_sliders(page, web_server, tiny_run, tmp_path):  # noqa: F811
+def test_flask_page_generates_with_the_sliders(page, web_server, tiny_run, tmp_path):
     from playwright.sync_api import expect
 
     page.goto(web_server)
@@ -69,7 +69,7 @@ def test_flask_page_generates_with_the_sliders(page, web_server, tiny_run, tmp_p
     page.locator("main").screenshot(path=str(screenshot_dir(tmp_path) / "web_page.png"))
 
 
-def test_flask_page_shows_script_prompts_as_text(page, web_server):  # noqa: F811
+def test_flask_page_shows_script_prompts_as_text(page, web_server):
     from playwright.sync_api import expect
 
     page.goto(web_server)
@@ -84,7 +84,7 @@ def test_flask_page_shows_script_prompts_as_text(page, web_server):  # noqa: F81
     assert page.evaluate("window.pwned") is None and page.dialogs == []
 
 
-def test_flask_page_shows_errors_in_the_page(page, web_server):  # noqa: F811
+def test_flask_page_shows_errors_in_the_page(page, web_server):
     from playwright.sync_api import expect
 
     page.goto(web_server)
@@ -94,7 +94,7 @@ def test_flask_page_shows_errors_in_the_page(page, web_server):  # noqa: F811
     assert page.dialogs == [] and "{" not in page.locator("#error").inner_text()
 
 
-def test_voila_panel_generates_with_the_sliders(page, voila_server, tmp_path):  # noqa: F811
+def test_voila_panel_generates_with_the_sliders(page, voila_server, tmp_path):
     from playwright.sync_api import expect
 
     page.goto(voila_server)

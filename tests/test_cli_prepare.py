@@ -3,8 +3,9 @@ import subprocess
 import sys
 
 from conftest import ROOT
+
 from lmlib.cli import main
-from lmlib.prepared_io import load_prepared
+from lmlib.data.prepared import load_prepared
 
 
 def test_prepare_json_has_the_documented_keys(capsys):

@@ -1,16 +1,17 @@
 """The train / evaluate / generate commands, as scripts and users call them."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
 def lmlib(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "lmlib", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lmlib", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_dry_run_reports_the_original_models_size_without_training():
@@ -24,8 +25,7 @@ def test_dry_run_reports_the_original_models_size_without_training():
 
 def test_train_evaluate_generate_json(tmp_path):
     run = tmp_path / "run"
-    proc = lmlib("train", "--preset", "smoke", "--run-dir", str(run), "--json", "--set", "epochs=1",
-                 "--hid-dim", "24")
+    proc = lmlib("train", "--preset", "smoke", "--run-dir", str(run), "--json", "--set", "epochs=1", "--hid-dim", "24")
     assert proc.returncode == 0, proc.stderr
     trained = json.loads(proc.stdout)
     for key in ("parameters", "best_epoch", "valid_ppl", "test_ppl", "seconds"):
@@ -34,20 +34,24 @@ def test_train_evaluate_generate_json(tmp_path):
     evaluated = json.loads(lmlib("evaluate", "--run", str(run), "--json").stdout)
     assert evaluated["test_ppl"] == pytest.approx(trained["test_ppl"], rel=1e-6)
     assert evaluated["parameters"] == trained["parameters"]
-    generated = json.loads(lmlib("generate", "--run", str(run), "--prompt", "She", "--seed", "1",
-                                 "--max-new-tokens", "7", "--json").stdout)
+    generated = json.loads(
+        lmlib("generate", "--run", str(run), "--prompt", "She", "--seed", "1", "--max-new-tokens", "7", "--json").stdout
+    )
     assert set(generated) == {"text", "tokens"} and 1 <= len(generated["tokens"]) <= 7
     assert generated["text"].startswith("She")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "--preset", "nope"], "invalid choice"),
-    (["train", "--preset", "smoke", "--set", "dropout_input=1.2"], "dropout_input must be in [0, 1)"),
-    (["train", "--preset", "smoke", "--set", "colour=blue"], "unknown config field 'colour'"),
-    (["train", "--preset", "smoke", "--batch-size", "100000", "--dry-run"], None),
-    (["generate", "--run", "/nonexistent/run", "--prompt", "x"], "not a run directory"),
-    (["evaluate", "--run", "/nonexistent/run"], "not a run directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--preset", "nope"], "invalid choice"),
+        (["train", "--preset", "smoke", "--set", "dropout_input=1.2"], "dropout_input must be in [0, 1)"),
+        (["train", "--preset", "smoke", "--set", "colour=blue"], "unknown config field 'colour'"),
+        (["train", "--preset", "smoke", "--batch-size", "100000", "--dry-run"], None),
+        (["generate", "--run", "/nonexistent/run", "--prompt", "x"], "not a run directory"),
+        (["evaluate", "--run", "/nonexistent/run"], "not a run directory"),
+    ],
+)
 def test_user_errors_are_one_clear_line(args, message):
     proc = lmlib(*args)
     if message is None:  # the dry run builds the model only: a large batch is fine there
@@ -58,9 +62,12 @@ def test_user_errors_are_one_clear_line(args, message):
 
 
 def test_generate_rejects_out_of_range_values(smoke_run):
-    for flag, value, message in [("--temperature", "-1", "temperature"), ("--top-p", "0", "top_p"),
-                                 ("--max-new-tokens", "0", "max_new_tokens"),
-                                 ("--max-new-tokens", "100000", "max_new_tokens")]:
+    for flag, value, message in [
+        ("--temperature", "-1", "temperature"),
+        ("--top-p", "0", "top_p"),
+        ("--max-new-tokens", "0", "max_new_tokens"),
+        ("--max-new-tokens", "100000", "max_new_tokens"),
+    ]:
         proc = lmlib("generate", "--run", str(smoke_run), flag, value)
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
 

@@ -1,4 +1,5 @@
 """The run comparison: table, curves and the analysis, on synthetic runs."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,17 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from lmlib.compare import (
-    RunRecord, analysis, comparison_table, differences, load_records, overfitting, plot_curves,
-)
 from lmlib.config import RunConfig
 from lmlib.errors import LMError
+from lmlib.report.compare import (
+    RunRecord,
+    analysis,
+    comparison_table,
+    differences,
+    load_records,
+    overfitting,
+    plot_curves,
+)
 
 matplotlib.use("Agg")
 
@@ -19,14 +26,25 @@ matplotlib.use("Agg")
 def record(name, valid, train, test, **config) -> RunRecord:
     """A finished run whose valid/train perplexity per epoch are the given lists."""
     epochs = range(1, len(valid) + 1)
-    metrics = pd.DataFrame({
-        "epoch": list(epochs), "train_ppl": train, "valid_ppl": valid,
-        "elapsed_s": [60.0 * e for e in epochs], "tokens_per_s": [1000.0] * len(valid),
-    })
+    metrics = pd.DataFrame(
+        {
+            "epoch": list(epochs),
+            "train_ppl": train,
+            "valid_ppl": valid,
+            "elapsed_s": [60.0 * e for e in epochs],
+            "tokens_per_s": [1000.0] * len(valid),
+        }
+    )
     best = int(metrics.loc[metrics["valid_ppl"].idxmin(), "epoch"])
     results = {
-        "parameters": 1_000_000, "best_epoch": best, "valid_ppl": min(valid), "test_ppl": test,
-        "seconds": 60.0 * len(valid), "tokens_per_s": 1000.0, "epochs_run": float(len(valid)), "stopped": "completed",
+        "parameters": 1_000_000,
+        "best_epoch": best,
+        "valid_ppl": min(valid),
+        "test_ppl": test,
+        "seconds": 60.0 * len(valid),
+        "tokens_per_s": 1000.0,
+        "epochs_run": float(len(valid)),
+        "stopped": "completed",
     }
     return RunRecord(name, RunConfig(**config).to_dict(), metrics, results)
 
@@ -35,7 +53,9 @@ def record(name, valid, train, test, **config) -> RunRecord:
 def runs():
     return [
         record("base", [300, 250, 240, 260, 280], [400, 260, 200, 160, 130], 245.0),  # overfits after epoch 3
-        record("awd", [290, 220, 190, 180, 175], [420, 300, 250, 220, 200], 178.0, weight_drop=0.5, locked_dropout=True),
+        record(
+            "awd", [290, 220, 190, 180, 175], [420, 300, 250, 220, 200], 178.0, weight_drop=0.5, locked_dropout=True
+        ),
         record("tied", [300, 250, 239, 259, 279], [400, 260, 200, 160, 130], 244.0, tie_weights=True),
     ]
 
@@ -68,7 +88,10 @@ def test_analysis_names_the_winner_the_margin_and_the_regularisation_that_matter
     assert "27.0% lower than the runner-up **tied** (244.0)" in text
     assert "weight_drop 0 → 0.5" in text and "245.0 → 178.0, 27.3% lower (better)" in text
     assert "The regularisation that mattered most: locked_dropout False → True, weight_drop 0 → 0.5" in text
-    assert "**tied** vs **base** (regularisation: tie_weights False → True): test perplexity 245.0 → 244.0, no measurable effect" in text
+    assert (
+        "**tied** vs **base** (regularisation: tie_weights False → True): "
+        "test perplexity 245.0 → 244.0, no measurable effect" in text
+    )
     assert "**base**: best at epoch 3 (valid 240.0); by epoch 5 valid was 280.0 (16.7% above its best)" in text
     assert "**awd**: no overfitting seen" in text
     assert "**Early stopping.** 2 of 3 runs passed their best epoch; 4.0 minutes" in text
@@ -110,8 +133,10 @@ def test_analysis_measures_each_change_against_the_run_it_modifies(runs):
     chain = analysis(runs, parents={"tied": "awd"})
     assert "against the run each one changes" in chain
     # tied differs from awd in three fields: awd's two are undone, tie_weights is added
-    assert ("**tied** vs **awd** (regularisation: locked_dropout True → False, weight_drop 0.5 → 0, "
-            "tie_weights False → True): test perplexity 178.0 → 244.0, 37.1% higher (worse)") in chain
+    assert (
+        "**tied** vs **awd** (regularisation: locked_dropout True → False, weight_drop 0.5 → 0, "
+        "tie_weights False → True): test perplexity 178.0 → 244.0, 37.1% higher (worse)"
+    ) in chain
 
 
 def test_a_flat_validation_curve_is_called_the_edge_of_overfitting():

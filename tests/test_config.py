@@ -19,16 +19,19 @@ def test_every_preset_builds_and_any_field_can_be_overridden():
         assert get_preset(name, epochs=1).epochs == 1
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(dropout_input=1.0), "dropout_input must be in"),
-    (dict(dropout_output=-0.1), "dropout_output must be in"),
-    (dict(weight_drop=1.5), "weight_drop must be in"),
-    (dict(batch_size=0), "batch_size must be a whole number >= 1"),
-    (dict(optimizer="rmsprop"), "optimizer must be one of"),
-    (dict(lr=0), "lr must be > 0"),
-    (dict(tie_weights=True, adaptive_softmax=True), "cannot be combined"),
-    (dict(nonsense=1), "unknown config field"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(dropout_input=1.0), "dropout_input must be in"),
+        (dict(dropout_output=-0.1), "dropout_output must be in"),
+        (dict(weight_drop=1.5), "weight_drop must be in"),
+        (dict(batch_size=0), "batch_size must be a whole number >= 1"),
+        (dict(optimizer="rmsprop"), "optimizer must be one of"),
+        (dict(lr=0), "lr must be > 0"),
+        (dict(tie_weights=True, adaptive_softmax=True), "cannot be combined"),
+        (dict(nonsense=1), "unknown config field"),
+    ],
+)
 def test_bad_values_are_clear_errors(overrides, message):
     with pytest.raises(LMError, match=message):
         get_preset("smoke", **overrides)

@@ -1,18 +1,22 @@
 import gzip
 
 import pytest
-
 from conftest import SHARED_PTB, write_hpd
-from lmlib.corpus import load_corpus, load_hpd
+
+from lmlib.data.corpus import load_corpus, load_hpd
+from lmlib.data.splits import prepare
 from lmlib.errors import LMError
-from lmlib.splits import prepare
 
 
 def test_austen_has_six_books_in_publication_order():
     corpus = load_corpus("austen")
     assert [d.title for d in corpus.documents] == [
-        "Sense and Sensibility", "Pride and Prejudice", "Mansfield Park",
-        "Emma", "Northanger Abbey", "Persuasion",
+        "Sense and Sensibility",
+        "Pride and Prejudice",
+        "Mansfield Park",
+        "Emma",
+        "Northanger Abbey",
+        "Persuasion",
     ]
     text = corpus.documents[0].text
     assert text.startswith("The family of Dashwood had long been settled in Sussex.")
@@ -51,7 +55,7 @@ def test_hpd_missing_empty_or_malformed_gives_one_clear_message(tmp_path):
 
 def test_non_utf8_names_the_file_and_byte_offset(tmp_path):
     bad = tmp_path / "bad.txt"
-    bad.write_bytes("héllo ".encode("utf-8") + b"\xff rest")
+    bad.write_bytes("héllo ".encode() + b"\xff rest")
     with pytest.raises(LMError, match=r"bad.txt is not valid UTF-8: byte 0xff at offset 7"):
         load_corpus(bad)
 
@@ -105,5 +109,5 @@ def test_penn_treebank_exact_counts():
 
 def test_gzipped_text_is_read(tmp_path):
     path = tmp_path / "book.txt.gz"
-    path.write_bytes(gzip.compress("Some text here.".encode()))
+    path.write_bytes(gzip.compress(b"Some text here."))
     assert load_corpus(path).documents[0].text == "Some text here."

@@ -1,28 +1,32 @@
 """Device and precision: what `auto` and `mixed` pick, what is refused, and bf16 training on a CPU."""
+
 import json
 
 import pytest
 import torch
 
-from lmlib import device as device_module
-from lmlib.device import cpu_has_native_bf16, cpu_model, resolve_precision
 from lmlib.errors import LMError
-from lmlib.evaluate import evaluate_run
-from lmlib.optim import Optimization
-from lmlib.model import LSTMLanguageModel
+from lmlib.model.lstm import LSTMLanguageModel
 from lmlib.presets import get_preset
-from lmlib.runs import read_metrics
-from lmlib.train import train
+from lmlib.training import device as device_module
+from lmlib.training.device import cpu_has_native_bf16, cpu_model, resolve_precision
+from lmlib.training.evaluate import evaluate_run
+from lmlib.training.loop import train
+from lmlib.training.optim import Optimization
+from lmlib.training.runs import read_metrics
 
 CPU = torch.device("cpu")
 TINY = dict(subset_tokens=6000, epochs=2, batch_size=8, bptt=10, emb_dim=16, hid_dim=16)
 
 
-@pytest.mark.parametrize("flags, native", [
-    ("fpu sse avx512f avx512_bf16 avx512_vnni", True),   # AMD Zen 4, Intel Cooper Lake
-    ("fpu sse avx512f amx_bf16 amx_tile", True),          # Intel Sapphire Rapids
-    ("fpu sse avx2 avx512f avx512bw", False),             # AVX-512 without bf16: emulated, slow
-])
+@pytest.mark.parametrize(
+    "flags, native",
+    [
+        ("fpu sse avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4, Intel Cooper Lake
+        ("fpu sse avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+        ("fpu sse avx2 avx512f avx512bw", False),  # AVX-512 without bf16: emulated, slow
+    ],
+)
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")

@@ -1,4 +1,5 @@
 """Generation: incremental, seeded, never <unk>, stops at <eos>, validated."""
+
 import pytest
 import torch
 
@@ -19,7 +20,9 @@ def test_seeded_generation_is_repeatable_and_seeds_differ(generator):
 
 
 def test_greedy_is_deterministic_without_a_seed(generator):
-    assert generator.generate("it is", 20, temperature=0).tokens == generator.generate("it is", 20, temperature=0).tokens
+    assert (
+        generator.generate("it is", 20, temperature=0).tokens == generator.generate("it is", 20, temperature=0).tokens
+    )
 
 
 def test_incremental_generation_matches_refeeding_the_whole_sequence(generator):
@@ -76,15 +79,23 @@ def test_next_word_distribution_is_sorted_probabilities(generator):
     assert "<unk>" in generator.vocab.itos  # but next-word view may include it: it is the model's view
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(temperature=-1), "temperature"), (dict(top_p=0), "top_p"), (dict(top_p=1.5), "top_p"),
-    (dict(max_new_tokens=0), "max_new_tokens"), (dict(max_new_tokens=MAX_NEW_TOKENS + 1), "max_new_tokens"),
-    (dict(top_k=-2), "top_k"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(temperature=-1), "temperature"),
+        (dict(top_p=0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(max_new_tokens=MAX_NEW_TOKENS + 1), "max_new_tokens"),
+        (dict(top_k=-2), "top_k"),
+    ],
+)
 def test_bad_sampling_values_are_clear_errors(generator, kwargs, message):
     with pytest.raises(LMError, match=message):
         generator.generate("she", **{"max_new_tokens": 5, **kwargs})
 
 
 def test_module_level_generate_takes_a_run_dir(smoke_run):
-    assert generate(smoke_run, "she", 5, temperature=0).tokens == generate(str(smoke_run), "she", 5, temperature=0).tokens
+    assert (
+        generate(smoke_run, "she", 5, temperature=0).tokens == generate(str(smoke_run), "she", 5, temperature=0).tokens
+    )

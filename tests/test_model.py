@@ -1,19 +1,29 @@
 """The model: exact size of the original, AWD switches active in training and inert in eval."""
+
 import math
 
 import pytest
 import torch
 
 from lmlib.config import RunConfig
-from lmlib.model import LSTMLanguageModel, count_parameters
-from lmlib.regularize import WeightDropLSTM
+from lmlib.model.lstm import LSTMLanguageModel, count_parameters
+from lmlib.model.regularize import WeightDropLSTM
 
 V = 50
 
 
 def tiny(**overrides) -> RunConfig:
-    base = dict(emb_dim=16, hid_dim=24, num_layers=2, dropout_input=0.0, dropout_hidden=0.0, dropout_output=0.0,
-                init="awd", batch_size=4, bptt=6)
+    base = dict(
+        emb_dim=16,
+        hid_dim=24,
+        num_layers=2,
+        dropout_input=0.0,
+        dropout_hidden=0.0,
+        dropout_output=0.0,
+        init="awd",
+        batch_size=4,
+        bptt=6,
+    )
     return RunConfig(**{**base, **overrides})
 
 
@@ -63,10 +73,17 @@ def test_overfits_one_batch():
     assert loss.item() < 0.5  # from ln(50) = 3.9
 
 
-@pytest.mark.parametrize("switch", [
-    dict(dropout_input=0.5), dict(dropout_hidden=0.5), dict(dropout_output=0.5),
-    dict(dropout_input=0.5, locked_dropout=True), dict(dropout_embedding=0.5), dict(weight_drop=0.5),
-])
+@pytest.mark.parametrize(
+    "switch",
+    [
+        dict(dropout_input=0.5),
+        dict(dropout_hidden=0.5),
+        dict(dropout_output=0.5),
+        dict(dropout_input=0.5, locked_dropout=True),
+        dict(dropout_embedding=0.5),
+        dict(weight_drop=0.5),
+    ],
+)
 def test_each_regulariser_is_active_in_training_and_inert_in_eval(switch):
     model = LSTMLanguageModel(V, tiny(**switch))
     model.train()
@@ -95,7 +112,8 @@ def test_embedding_dropout_drops_whole_words():
     model = LSTMLanguageModel(V, tiny(dropout_embedding=0.5)).train()
     ids = torch.full((2, 5), 7)
     torch.manual_seed(3)
-    from lmlib.regularize import embedding_dropout
+    from lmlib.model.regularize import embedding_dropout
+
     for seed in range(10):
         torch.manual_seed(seed)
         emb = embedding_dropout(model.embedding, ids, 0.5, True)
@@ -159,7 +177,7 @@ def test_uniform_init_of_zaremba_covers_every_parameter():
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.65])
 def test_keep_mask_is_an_inverted_bernoulli_mask(p):
-    from lmlib.regularize import keep_mask
+    from lmlib.model.regularize import keep_mask
 
     torch.manual_seed(0)
     mask = keep_mask((1000, 1000), p, torch.empty(0, dtype=torch.float32))

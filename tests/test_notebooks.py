@@ -5,6 +5,7 @@ nbval runs with --nbval-lax: every cell must run without error, and only the cel
 with the outputs stored in git. The notebooks run as copies with smoke parameters injected
 (papermill's own injection), so the test trains seconds, not minutes.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -27,7 +27,13 @@ def smoke_parameters(name: str, tmp: Path) -> dict:
     prepared, runs = str(tmp / "prepared"), str(tmp / "runs")
     return {
         "01": {"prepared_dir": prepared},
-        "02": {"run_name": "smoke", "preset": "smoke", "max_minutes": None, "prepared_dir": prepared, "runs_root": runs},
+        "02": {
+            "run_name": "smoke",
+            "preset": "smoke",
+            "max_minutes": None,
+            "prepared_dir": prepared,
+            "runs_root": runs,
+        },
         "03": {"runs_root": runs},
         "04": {"runs_root": runs},
     }.get(name[:2], {})
@@ -54,8 +60,10 @@ def test_notebook_follows_the_house_layout(path):
 
 
 def test_every_notebook_installs_from_the_same_placeholder_url():
-    urls = {next(line for line in nbformat.read(p, 4).cells[1].source.splitlines() if line.startswith("LMLIB_REPO"))
-            for p in NOTEBOOKS}
+    urls = {
+        next(line for line in nbformat.read(p, 4).cells[1].source.splitlines() if line.startswith("LMLIB_REPO"))
+        for p in NOTEBOOKS
+    }
     assert len(urls) == 1
 
 
@@ -94,21 +102,37 @@ def test_notebooks_pass_nbval_in_the_smoke_profile(tmp_path):
         nbformat.write(nb, copy)
         copies.append(str(copy))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), *copies],
-        cwd=tmp_path, capture_output=True, text=True, timeout=540,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            *copies,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert (tmp_path / "runs" / "smoke" / "results.json").is_file()
 
 
 def test_strip_outputs_keeps_only_checked_cells():
-    from lmlib.notebook import strip_outputs
+    from lmlib.report.notebook import strip_outputs
 
     out = [nbformat.v4.new_output("stream", text="42\n")]
     nb = nbformat.v4.new_notebook(metadata={"widgets": {}, "papermill": {}})
-    nb.cells = [nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(42)", execution_count=3, outputs=out),
-                nbformat.v4.new_code_cell("print(42)", execution_count=4, outputs=list(out))]
+    nb.cells = [
+        nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(42)", execution_count=3, outputs=out),
+        nbformat.v4.new_code_cell("print(42)", execution_count=4, outputs=list(out)),
+    ]
     strip_outputs(nb)
     assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
     assert nb.cells[0].outputs and nb.cells[0].execution_count == 3

@@ -1,9 +1,9 @@
 """pyproject.toml and environment.yml name the same dependencies."""
+
 import re
 import tomllib
 
 import yaml
-
 from conftest import ROOT
 
 

@@ -1,4 +1,5 @@
 """The ipywidgets panel, driven headless: set `.value`, call `.click()`, read the widgets."""
+
 from __future__ import annotations
 
 import html
@@ -6,18 +7,17 @@ import re
 
 import pytest
 
-from lm_fixtures import generator, tiny_run  # noqa: F401 - fixtures
+from lmlib.apps.panel import GenerationPanel, distribution_html, panel_for_runs, surprise_colour, tokens_html
 from lmlib.errors import LMError
-from lmlib.panel import GenerationPanel, distribution_html, panel_for_runs, surprise_colour, tokens_html
 
 
-def make_panel(generator, **options):  # noqa: F811
+def make_panel(generator, **options):
     stream = lambda run, prompt, **kw: generator.stream(prompt, **kw)  # noqa: E731
     next_words = lambda run, prompt, k: generator.next_word_distribution(prompt, k=k)  # noqa: E731
     return GenerationPanel(stream, next_words, **{"background": False, **options})
 
 
-def test_constructing_displays_nothing(generator, monkeypatch):  # noqa: F811
+def test_constructing_displays_nothing(generator, monkeypatch):
     import IPython.display
 
     shown = []
@@ -27,7 +27,7 @@ def test_constructing_displays_nothing(generator, monkeypatch):  # noqa: F811
     assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
 
 
-def test_generate_button_uses_the_sliders(generator):  # noqa: F811
+def test_generate_button_uses_the_sliders(generator):
     panel = make_panel(generator)
     panel.prompt.value = "Mr Darcy said"
     panel.length.value, panel.temperature.value = 20, 0.6
@@ -46,7 +46,7 @@ def test_generate_button_uses_the_sliders(generator):  # noqa: F811
     assert panel.tokens != again
 
 
-def test_a_random_seed_is_shown_and_replays(generator):  # noqa: F811
+def test_a_random_seed_is_shown_and_replays(generator):
     panel = make_panel(generator)
     panel.length.value = 15
     panel.generate_button.click()
@@ -57,7 +57,7 @@ def test_a_random_seed_is_shown_and_replays(generator):  # noqa: F811
     assert panel.seed.value == drawn and panel.tokens == tokens
 
 
-def test_output_streams_word_by_word(generator):  # noqa: F811
+def test_output_streams_word_by_word(generator):
     panel = make_panel(generator)
     seen = []
     panel.output.observe(lambda change: seen.append(change["new"]), "value")
@@ -67,7 +67,7 @@ def test_output_streams_word_by_word(generator):  # noqa: F811
     assert html.escape(panel.tokens[0]) in seen[0] and len(seen[0]) < len(seen[len(panel.tokens) - 1])
 
 
-def test_stop_ends_a_long_generation(generator):  # noqa: F811
+def test_stop_ends_a_long_generation(generator):
     produced = []
 
     def stream(run, prompt, **kw):
@@ -85,7 +85,7 @@ def test_stop_ends_a_long_generation(generator):  # noqa: F811
     assert panel.generate_button.disabled is False and panel.stop_button.disabled is True
 
 
-def test_next_word_chart_follows_the_prompt(generator):  # noqa: F811
+def test_next_word_chart_follows_the_prompt(generator):
     panel = make_panel(generator)
     panel.prompt.value = "she was"
     words = generator.next_word_distribution("she was", k=10)
@@ -96,15 +96,14 @@ def test_next_word_chart_follows_the_prompt(generator):  # noqa: F811
     assert [p for _, p in words] == sorted((p for _, p in words), reverse=True)
 
 
-def test_colour_by_surprise_and_escaping(generator):  # noqa: F811
+def test_colour_by_surprise_and_escaping(generator):
     panel = make_panel(generator)
     panel.prompt.value = "<script>alert(1)</script> she"
     panel.random_seed.value, panel.length.value = False, 10
     panel.generate_button.click()
     assert "<script>" not in panel.output.value and "&lt;script&gt;" in panel.output.value
     panel.colour.value = True
-    spans = re.findall(r'title="([\d.]+) bits" style="background:rgba\(220, 40, 20, ([\d.]+)\)"',
-                       panel.output.value)
+    spans = re.findall(r'title="([\d.]+) bits" style="background:rgba\(220, 40, 20, ([\d.]+)\)"', panel.output.value)
     assert len(spans) == len(panel.tokens)
     for (bits, alpha), surprisal in zip(spans, panel.surprisals):
         assert float(bits) == pytest.approx(surprisal, abs=0.06)
@@ -145,7 +144,7 @@ def test_pure_helpers():
     assert distribution_html([]).endswith("</b></div>")
 
 
-def test_panel_for_runs_loads_the_model_once(tiny_run):  # noqa: F811
+def test_panel_for_runs_loads_the_model_once(tiny_run):
     panel = panel_for_runs([tiny_run], background=False)
     assert panel.run.options == (tiny_run.name,) and "Next word" in panel.distribution.value
     panel.random_seed.value, panel.length.value = False, 10

@@ -1,4 +1,5 @@
 """The report pipeline: profiles, the failure path (with stand-in notebooks), and the real smoke run."""
+
 from __future__ import annotations
 
 import json
@@ -8,18 +9,22 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from lmlib.errors import LMError
-from lmlib.pipeline import load_profile, plan, run_pipeline
+from lmlib.report.pipeline import load_profile, plan, run_pipeline
 
 PROFILES = ("smoke", "default", "gpu")
 
 
 def write_notebook(path: Path, *sources: str) -> None:
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}\n## Section A", id="title"),
-                nbformat.v4.new_code_cell("runs_root = ''", id="params", metadata={"tags": ["parameters"]})]
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {path.stem}\n## Section A", id="title"),
+        nbformat.v4.new_code_cell("runs_root = ''", id="params", metadata={"tags": ["parameters"]}),
+    ]
     nb.cells += [nbformat.v4.new_code_cell(s, id=f"c{i}") for i, s in enumerate(sources)]
     nbformat.write(nb, path)
 
@@ -74,8 +79,13 @@ def test_plan_runs_02_once_per_run_and_04_only_when_present(tmp_path, fake_noteb
 
 def test_a_failing_notebook_names_notebook_and_cell_and_keeps_the_old_report(tmp_path, fake_notebooks):
     reports = tmp_path / "reports"
-    kwargs = dict(reports_dir=reports, runs_root=tmp_path / "runs", notebooks_dir=fake_notebooks,
-                  params_dir=tmp_path / "params", log=lambda *a: None)
+    kwargs = dict(
+        reports_dir=reports,
+        runs_root=tmp_path / "runs",
+        notebooks_dir=fake_notebooks,
+        params_dir=tmp_path / "params",
+        log=lambda *a: None,
+    )
     profile = write_profile(tmp_path / "params")
     good = run_pipeline(str(profile), **kwargs)
     assert good == reports / "tiny" / "report.html"
@@ -132,7 +142,7 @@ def test_smoke_report_renders_offline_in_chromium(smoke_report):
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("no /usr/bin/chromium")
     pytest.importorskip("playwright")
-    from lmlib.report import check_in_browser
+    from lmlib.report.browser import check_in_browser
 
     seen = check_in_browser(smoke_report)
     assert seen["remote_requests"] == [] and seen["errors"] == []
@@ -140,13 +150,17 @@ def test_smoke_report_renders_offline_in_chromium(smoke_report):
 
 
 def test_closed_widgets_are_dropped_and_heading_ids_are_prefixed_per_section():
-    from lmlib.report import render_section
+    from lmlib.report.html import render_section
 
     nb = nbformat.v4.new_notebook()
-    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "gone", "version_major": 2, "version_minor": 0},
-            "text/plain": "epoch 1:   0%"}
-    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n## Part", id="a"),
-                nbformat.v4.new_code_cell("bar", id="b", outputs=[nbformat.v4.new_output("display_data", data=view)])]
+    view = {
+        "application/vnd.jupyter.widget-view+json": {"model_id": "gone", "version_major": 2, "version_minor": 0},
+        "text/plain": "epoch 1:   0%",
+    }
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Title\n## Part", id="a"),
+        nbformat.v4.new_code_cell("bar", id="b", outputs=[nbformat.v4.new_output("display_data", data=view)]),
+    ]
     section = render_section(nb, "s7", "New title")
     assert "epoch 1:" not in section.body and "widget-view" not in section.body
     assert 'id="s7-Part"' in section.body and section.headings == [(2, "s7-Part", "Part")]

@@ -1,10 +1,10 @@
 import pytest
 
-from lmlib.corpus import Corpus, Document, load_corpus
+from lmlib.data.corpus import Corpus, Document, load_corpus
+from lmlib.data.splits import prepare, split_contiguous
+from lmlib.data.stats import most_frequent, split_table, statistics, summary
+from lmlib.data.tokenize import basic_english
 from lmlib.errors import LMError
-from lmlib.splits import prepare, split_contiguous
-from lmlib.stats import most_frequent, split_table, statistics, summary
-from lmlib.tokenize import basic_english
 
 
 def test_contiguous_split_sizes_are_the_original_tables():

@@ -1,7 +1,8 @@
-"""Golden tests: lmlib.tokenize.basic_english behaves exactly like torchtext's basic_english."""
+"""Golden tests: lmlib.data.tokenize.basic_english behaves exactly like torchtext's basic_english."""
+
 import pytest
 
-from lmlib.tokenize import basic_english, whitespace_lines
+from lmlib.data.tokenize import basic_english, whitespace_lines
 
 GOLDEN = [
     # curly quotes and em dashes are not split off (torchtext only knows ASCII quotes)

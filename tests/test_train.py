@@ -1,4 +1,5 @@
 """Training: run files, budgets, early stopping, NT-ASGD, determinism and exact resume."""
+
 import json
 import os
 import signal
@@ -8,13 +9,13 @@ import time
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
+
 from lmlib.errors import LMError
-from lmlib.optim import Optimization
 from lmlib.presets import get_preset
-from lmlib.runs import METRIC_COLUMNS, load_run, read_metrics, read_results
-from lmlib.train import train
+from lmlib.training.loop import train
+from lmlib.training.optim import Optimization
+from lmlib.training.runs import METRIC_COLUMNS, load_run, read_metrics, read_results
 
 SMALL = dict(subset_tokens=6000, epochs=3, batch_size=8, bptt=10, emb_dim=16, hid_dim=16)
 
@@ -44,8 +45,10 @@ def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
     assert a["test_ppl"] == b["test_ppl"]
     metrics = read_metrics(tmp_path / "a")
     assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
-    pd.testing.assert_frame_equal(metrics.drop(columns=["seconds", "tokens_per_s", "elapsed_s"]),
-                                  read_metrics(tmp_path / "b").drop(columns=["seconds", "tokens_per_s", "elapsed_s"]))
+    pd.testing.assert_frame_equal(
+        metrics.drop(columns=["seconds", "tokens_per_s", "elapsed_s"]),
+        read_metrics(tmp_path / "b").drop(columns=["seconds", "tokens_per_s", "elapsed_s"]),
+    )
 
 
 ORIGINAL_STEP = Optimization.step
@@ -65,8 +68,16 @@ def interrupt_after(monkeypatch, steps: int):
     monkeypatch.setattr(Optimization, "step", step)
 
 
-AWD_EVERYTHING = dict(variable_bptt=True, optimizer="ntasgd", lr=5.0, locked_dropout=True, weight_drop=0.3,
-                      dropout_embedding=0.1, alpha=2.0, beta=1.0)
+AWD_EVERYTHING = dict(
+    variable_bptt=True,
+    optimizer="ntasgd",
+    lr=5.0,
+    locked_dropout=True,
+    weight_drop=0.3,
+    dropout_embedding=0.1,
+    alpha=2.0,
+    beta=1.0,
+)
 
 
 @pytest.mark.parametrize("overrides", [dict(), AWD_EVERYTHING], ids=["original", "awd-ntasgd"])
@@ -84,15 +95,40 @@ def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, mon
     for key in ("valid_ppl", "test_ppl", "best_epoch"):
         assert resumed[key] == whole[key], key
     drop = ["seconds", "tokens_per_s", "elapsed_s"]
-    pd.testing.assert_frame_equal(read_metrics(tmp_path / "whole").drop(columns=drop),
-                                  read_metrics(tmp_path / "cut").drop(columns=drop))
+    pd.testing.assert_frame_equal(
+        read_metrics(tmp_path / "whole").drop(columns=drop), read_metrics(tmp_path / "cut").drop(columns=drop)
+    )
 
 
 def test_killed_process_resumes_from_its_last_checkpoint(tmp_path):
     run_dir = tmp_path / "killed"
-    args = [sys.executable, "-m", "lmlib", "train", "--preset", "smoke", "--run-dir", str(run_dir), "--json",
-            "--samples", "0", "--subset-tokens", "6000", "--epochs", "4", "--batch-size", "8", "--bptt", "10",
-            "--emb-dim", "16", "--hid-dim", "16", "--checkpoint-minutes", "0.001"]
+    args = [
+        sys.executable,
+        "-m",
+        "lmlib",
+        "train",
+        "--preset",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        "--json",
+        "--samples",
+        "0",
+        "--subset-tokens",
+        "6000",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--bptt",
+        "10",
+        "--emb-dim",
+        "16",
+        "--hid-dim",
+        "16",
+        "--checkpoint-minutes",
+        "0.001",
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline and not (run_dir / "metrics.csv").is_file():
@@ -125,7 +161,7 @@ def test_early_stopping_with_patience(tmp_path):
 def test_ntasgd_switches_when_validation_stops_improving_and_evaluates_the_average():
     import torch
 
-    from lmlib.model import LSTMLanguageModel
+    from lmlib.model.lstm import LSTMLanguageModel
 
     config = small(optimizer="ntasgd", lr=1.0, nonmono=2)
     model = LSTMLanguageModel(30, config)
@@ -150,6 +186,7 @@ def force_ntasgd_switch_after_first_epoch(monkeypatch):
     def end_epoch(self, valid_loss, history):
         if not self.averaging:
             self._switch_to_averaging()
+
     monkeypatch.setattr(Optimization, "end_epoch", end_epoch)
 
 

@@ -1,7 +1,7 @@
 import pytest
 
+from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
-from lmlib.vocab import Vocab
 
 
 def test_order_specials_then_frequency_then_lexicographic():

@@ -1,21 +1,23 @@
 """The Flask app: the original API still works, every bad input is a JSON 400, requests are independent."""
+
 from __future__ import annotations
 
 import inspect
 import json
 import re
-import sys
 import threading
 
+import generation_latency  # benchmarks/ is on sys.path (pytest's pythonpath)
+import load_test
 import pytest
+from conftest import ROOT
 
-from lm_fixtures import ROOT, generator, tiny_run  # noqa: F401 - fixtures
+from lmlib.apps.web import STATIC, Busy, Limits, Slots, create_app, parse_request, serve
 from lmlib.errors import LMError
-from lmlib.web import STATIC, Busy, Limits, Slots, create_app, parse_request, serve
 
 
 @pytest.fixture(scope="module")
-def client(generator):  # noqa: F811
+def client(generator):
     return create_app(generator, name="tiny").test_client()
 
 
@@ -109,14 +111,14 @@ class Failing:
 
 
 @pytest.mark.parametrize("path", ["/generate", "/generate/stream"])
-def test_a_refusal_before_the_first_word_is_a_400(generator, path):  # noqa: F811
+def test_a_refusal_before_the_first_word_is_a_400(generator, path):
     client = create_app(Failing(generator, after=0)).test_client()
     response = post(client, {"prompt": "the", "seed": 1}, path)
     assert response.status_code == 400 and response.get_json()["error"] == "the model refused this prompt"
 
 
 @pytest.mark.parametrize(("bug", "message"), [(False, "the model refused"), (True, "see the server log")])
-def test_a_failure_mid_stream_ends_with_an_error_event(generator, bug, message):  # noqa: F811
+def test_a_failure_mid_stream_ends_with_an_error_event(generator, bug, message):
     client = create_app(Failing(generator, after=2, bug=bug)).test_client()
     pairs = events(post(client, {"prompt": "the", "max_new_tokens": 20, "seed": 1}, "/generate/stream"))
     assert [kind for kind, _ in pairs] == ["token", "token", "error"] and message in pairs[-1][1]["error"]
@@ -138,11 +140,13 @@ def test_stream_sends_each_token_then_the_same_result_as_generate(client):
     assert streamed == done["tokens"] == post(client, payload).get_json()["tokens"]
 
 
-def test_concurrent_requests_share_no_hidden_state(generator):  # noqa: F811
+def test_concurrent_requests_share_no_hidden_state(generator):
     app = create_app(generator, limits=Limits(max_concurrent=4))
     seeds = list(range(8))
-    alone = {s: post(app.test_client(), {"prompt": "the", "max_new_tokens": 25, "seed": s}).get_json()["tokens"]
-             for s in seeds}
+    alone = {
+        s: post(app.test_client(), {"prompt": "the", "max_new_tokens": 25, "seed": s}).get_json()["tokens"]
+        for s in seeds
+    }
     together: dict[int, list] = {}
 
     def ask(seed):
@@ -157,7 +161,7 @@ def test_concurrent_requests_share_no_hidden_state(generator):  # noqa: F811
     assert together == alone
 
 
-def test_each_request_is_bounded_in_time(generator):  # noqa: F811
+def test_each_request_is_bounded_in_time(generator):
     app = create_app(generator, limits=Limits(max_seconds=1e-9))
     body = post(app.test_client(), {"prompt": "the", "max_new_tokens": 100}).get_json()
     assert body["stopped"] == "time" and len(body["tokens"]) == 1
@@ -173,7 +177,7 @@ def test_slots_refuse_when_busy_and_come_back():
     slots.take()()
 
 
-def test_a_streamed_response_gives_its_slot_back(generator):  # noqa: F811
+def test_a_streamed_response_gives_its_slot_back(generator):
     client = create_app(generator, limits=Limits(max_concurrent=1, queue_seconds=0.01)).test_client()
     for _ in range(3):
         response = post(client, {"prompt": "the", "max_new_tokens": 3}, "/generate/stream")
@@ -213,25 +217,19 @@ def test_limits_are_checked(bad):
         Limits(**bad)
 
 
-def bench_module(name: str):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
-def test_the_load_benchmark_runs_tiny(tiny_run, tmp_path):  # noqa: F811
-    bench_module("load_test").main(["--run", str(tiny_run), "--seconds", "1.5", "--clients", "2",
-                                    "--max-new-tokens", "10", "--out", str(tmp_path)])
+def test_the_load_benchmark_runs_tiny(tiny_run, tmp_path):
+    load_test.main(
+        ["--run", str(tiny_run), "--seconds", "1.5", "--clients", "2", "--max-new-tokens", "10", "--out", str(tmp_path)]
+    )
     result = json.loads((tmp_path / "load_test.json").read_text())
     assert result["errors"] == 0 and result["requests"] > 0
     assert result["p50_ms"] <= result["p95_ms"] and "cores" in result["machine"]
 
 
-def test_the_latency_benchmark_runs_tiny(tiny_run, tmp_path):  # noqa: F811
-    bench_module("generation_latency").main(["--run", str(tiny_run), "--words", "5", "--repeat", "1", "--no-web",
-                                             "--out", str(tmp_path)])
+def test_the_latency_benchmark_runs_tiny(tiny_run, tmp_path):
+    generation_latency.main(
+        ["--run", str(tiny_run), "--words", "5", "--repeat", "1", "--no-web", "--out", str(tmp_path)]
+    )
     rows = json.loads((tmp_path / "generation_latency.json").read_text())["rows"]
     assert len(rows) == 4 and rows[0]["step"].startswith("library generate, ")
     assert rows[2]["step"] == "library generate, 1 torch thread"
@@ -244,5 +242,5 @@ def test_the_page_files_are_packaged():
 
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"].get("package-data", {})
     for path in STATIC.iterdir():
-        name = path.relative_to(STATIC.parent).as_posix()
-        assert any(fnmatch.fnmatch(name, p) for p in patterns.get("lmlib", [])), f"{name} missing from package-data"
+        name = path.relative_to(STATIC).as_posix()
+        assert any(fnmatch.fnmatch(name, p) for p in patterns.get("lmlib.apps.static", [])), f"{name} not packaged"

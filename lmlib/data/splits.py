@@ -12,16 +12,17 @@ over *all* tokens (so valid/test words leak into it), cut at floor(0.70 N) and
 floor(0.70 N) + floor(0.15 N), and append one `<eos>` to the end of each split.
 On the Harry Potter books: N = 1,323,714; 926,599 / 198,557 / 198,558; vocabulary 13,134.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import Corpus, SPLIT_NAMES
-from .errors import LMError
-from .tokenize import basic_english, whitespace_lines
-from .vocab import EOS, Vocab, check_min_freq
+from lmlib.data.corpus import SPLIT_NAMES, Corpus
+from lmlib.data.tokenize import basic_english, whitespace_lines
+from lmlib.data.vocab import EOS, Vocab, check_min_freq
+from lmlib.errors import LMError
 
 PROTOCOLS = ("original", "train-vocab", "by-book", "given")
 

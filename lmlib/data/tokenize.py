@@ -5,6 +5,7 @@ tokenized with `get_tokenizer("basic_english")`, so we keep its behaviour to the
 lowercase, then a fixed list of regex substitutions applied in order, then split on
 whitespace. Curly quotes and dashes are *not* separated: "“hello" stays one token.
 """
+
 from __future__ import annotations
 
 import re

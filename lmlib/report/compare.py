@@ -6,6 +6,7 @@ analysis follows the original study's report: which run wins and by how much, wh
 change mattered, where overfitting begins, and what that recommends (early stopping,
 hyperparameter tuning, regularisation).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,14 +18,37 @@ import pandas as pd
 
 # Fields that regularise (Merity et al. 2017, §4), that size the model, and the rest.
 REGULARISATION = (
-    "dropout_input", "dropout_hidden", "dropout_output", "locked_dropout", "dropout_embedding",
-    "weight_drop", "tie_weights", "alpha", "beta", "weight_decay",
+    "dropout_input",
+    "dropout_hidden",
+    "dropout_output",
+    "locked_dropout",
+    "dropout_embedding",
+    "weight_drop",
+    "tie_weights",
+    "alpha",
+    "beta",
+    "weight_decay",
 )
 SIZE = ("emb_dim", "hid_dim", "num_layers", "adaptive_softmax")
 # Fields that describe where/how long a run went, not what it learned: never a "difference".
 IGNORED = ("device", "precision", "checkpoint_minutes", "seed", "corpus", "protocol", "min_freq")
-TABLE_COLUMNS = ["run", "size", "dropout", "tied", "optimizer", "batch×bptt", "parameters", "epochs", "best epoch",
-                 "train ppl", "valid ppl", "test ppl", "gap", "minutes", "tokens/s"]
+TABLE_COLUMNS = [
+    "run",
+    "size",
+    "dropout",
+    "tied",
+    "optimizer",
+    "batch×bptt",
+    "parameters",
+    "epochs",
+    "best epoch",
+    "train ppl",
+    "valid ppl",
+    "test ppl",
+    "gap",
+    "minutes",
+    "tokens/s",
+]
 # Below this relative difference two perplexities are called a tie (seed noise on short runs).
 TIE = 0.01
 
@@ -41,8 +65,8 @@ class RunRecord:
 
 def load_records(runs_root: str | os.PathLike, names: list[str] | None = None) -> list[RunRecord]:
     """The finished runs under `runs_root` (all, or `names` in that order)."""
-    from .errors import LMError
-    from .runs import list_runs, read_config, read_metrics, read_results
+    from lmlib.errors import LMError
+    from lmlib.training.runs import list_runs, read_config, read_metrics, read_results
 
     root = Path(runs_root)
     if names:
@@ -68,9 +92,15 @@ def best_row(record: RunRecord) -> pd.Series | None:
 def dropout_text(config: dict) -> str:
     """Dropouts as 'input/hidden/output', plus the AWD extras that are on."""
     text = "/".join(f"{config.get(k, 0):g}" for k in ("dropout_input", "dropout_hidden", "dropout_output"))
-    extras = [name for name, on in (("locked", config.get("locked_dropout")),
-                                    (f"emb {config.get('dropout_embedding', 0):g}", config.get("dropout_embedding")),
-                                    (f"wd {config.get('weight_drop', 0):g}", config.get("weight_drop"))) if on]
+    extras = [
+        name
+        for name, on in (
+            ("locked", config.get("locked_dropout")),
+            (f"emb {config.get('dropout_embedding', 0):g}", config.get("dropout_embedding")),
+            (f"wd {config.get('weight_drop', 0):g}", config.get("weight_drop")),
+        )
+        if on
+    ]
     return text + (" + " + ", ".join(extras) if extras else "")
 
 
@@ -80,23 +110,25 @@ def comparison_table(records: list[RunRecord]) -> pd.DataFrame:
     for r in records:
         c, res, best = r.config, r.results, best_row(r)
         train_ppl = float(best["train_ppl"]) if best is not None else math.nan
-        rows.append({
-            "run": r.name,
-            "size": f"{c['num_layers']}×{c['emb_dim']}/{c['hid_dim']}",
-            "dropout": dropout_text(c),
-            "tied": bool(c.get("tie_weights")),
-            "optimizer": f"{c['optimizer']} {c['lr']:g}",
-            "batch×bptt": f"{c['batch_size']}×{c['bptt']}",
-            "parameters": int(res["parameters"]),
-            "epochs": round(float(res["epochs_run"]), 2),  # fractional when the budget cut an epoch
-            "best epoch": int(res["best_epoch"]),
-            "train ppl": round(train_ppl, 1),
-            "valid ppl": round(float(res["valid_ppl"]), 1),
-            "test ppl": round(float(res["test_ppl"]), 1),
-            "gap": round(float(res["valid_ppl"]) - train_ppl, 1),
-            "minutes": round(float(res["seconds"]) / 60, 1),
-            "tokens/s": int(round(float(res["tokens_per_s"] or 0))),
-        })
+        rows.append(
+            {
+                "run": r.name,
+                "size": f"{c['num_layers']}×{c['emb_dim']}/{c['hid_dim']}",
+                "dropout": dropout_text(c),
+                "tied": bool(c.get("tie_weights")),
+                "optimizer": f"{c['optimizer']} {c['lr']:g}",
+                "batch×bptt": f"{c['batch_size']}×{c['bptt']}",
+                "parameters": int(res["parameters"]),
+                "epochs": round(float(res["epochs_run"]), 2),  # fractional when the budget cut an epoch
+                "best epoch": int(res["best_epoch"]),
+                "train ppl": round(train_ppl, 1),
+                "valid ppl": round(float(res["valid_ppl"]), 1),
+                "test ppl": round(float(res["test_ppl"]), 1),
+                "gap": round(float(res["valid_ppl"]) - train_ppl, 1),
+                "minutes": round(float(res["seconds"]) / 60, 1),
+                "tokens/s": int(round(float(res["tokens_per_s"] or 0))),
+            }
+        )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS).set_index("run")
 
 
@@ -180,11 +212,15 @@ def analysis(records: list[RunRecord], baseline: str | None = None, parents: dic
     if len(ranked) > 1:
         second = ranked.index[1]
         best_test = ranked["test ppl"].iloc[0]
-        sentence = (f"- Its test perplexity is {_lower(best_test, ranked.loc[second, 'test ppl'])} lower than the "
-                    f"runner-up **{second}** ({ranked.loc[second, 'test ppl']:.1f})")
+        sentence = (
+            f"- Its test perplexity is {_lower(best_test, ranked.loc[second, 'test ppl'])} lower than the "
+            f"runner-up **{second}** ({ranked.loc[second, 'test ppl']:.1f})"
+        )
         if len(ranked) > 2:
-            sentence += (f" and {_lower(best_test, ranked['test ppl'].iloc[-1])} lower than the worst run "
-                         f"**{ranked.index[-1]}** ({ranked['test ppl'].iloc[-1]:.1f})")
+            sentence += (
+                f" and {_lower(best_test, ranked['test ppl'].iloc[-1])} lower than the worst run "
+                f"**{ranked.index[-1]}** ({ranked['test ppl'].iloc[-1]:.1f})"
+            )
         lines.append(sentence + ".")
     against = "the run each one changes" if parents else f"the baseline **{base.name}**"
     lines += ["", f"### What each change did (against {against})", ""]
@@ -198,17 +234,20 @@ def analysis(records: list[RunRecord], baseline: str | None = None, parents: dic
         effects.append((after / before - 1, r.name, diff))
         verdict = _effect(before, after)
         kinds = sorted({_kind(k) for k in diff})
-        lines.append(f"- **{r.name}** vs **{parent.name}** ({' + '.join(kinds) or 'same config'}: "
-                     f"{describe_change(diff)}): test perplexity {before:.1f} → {after:.1f}, {verdict}.")
+        lines.append(
+            f"- **{r.name}** vs **{parent.name}** ({' + '.join(kinds) or 'same config'}: "
+            f"{describe_change(diff)}): test perplexity {before:.1f} → {after:.1f}, {verdict}."
+        )
     regularising = [e for e in effects if e[2] and all(_kind(k) == "regularisation" for k in e[2])]
     if regularising:
         rel, name, diff = min(regularising)
         if rel < -TIE:
-            lines.append(f"- The regularisation that mattered most: {describe_change(diff)} (**{name}**, "
-                         f"{-rel:.1%} lower test perplexity).")
+            lines.append(
+                f"- The regularisation that mattered most: {describe_change(diff)} (**{name}**, "
+                f"{-rel:.1%} lower test perplexity)."
+            )
         else:
-            lines.append("- No regularisation change moved test perplexity by more than "
-                         f"{TIE:.0%} at this budget.")
+            lines.append(f"- No regularisation change moved test perplexity by more than {TIE:.0%} at this budget.")
     lines += ["", "### Where overfitting begins", ""]
     for r in records:
         lines.append(f"- {_overfit_sentence(r, table.loc[r.name])}")
@@ -221,21 +260,32 @@ def _overfit_sentence(r: RunRecord, row: pd.Series) -> str:
     o = overfitting(r)
     stop = r.results.get("stopped", "")
     if o is None and len(r.metrics) < 2:
-        return (f"**{r.name}**: a single validation (epoch {row['epochs']:g}): too short to see where "
-                "overfitting begins.")
+        return (
+            f"**{r.name}**: a single validation (epoch {row['epochs']:g}): too short to see where overfitting begins."
+        )
     if o is None:
-        why = {"time_budget": "the time budget ran out", "completed": "it had run all its epochs",
-               "early_stopping": "early stopping ended it"}.get(stop, "training ended")
-        return (f"**{r.name}**: no overfitting seen — validation perplexity still fell at its last epoch "
-                f"({row['epochs']:g}) when {why}, so more training would likely still help.")
+        why = {
+            "time_budget": "the time budget ran out",
+            "completed": "it had run all its epochs",
+            "early_stopping": "early stopping ended it",
+        }.get(stop, "training ended")
+        return (
+            f"**{r.name}**: no overfitting seen — validation perplexity still fell at its last epoch "
+            f"({row['epochs']:g}) when {why}, so more training would likely still help."
+        )
     rising = "while training perplexity kept falling" if o["train_fell"] else "and training perplexity stalled too"
     if o["last_valid"] / o["best_valid"] - 1 <= TIE:
-        return (f"**{r.name}**: validation perplexity stopped improving after epoch {o['best_epoch']} "
-                f"({o['best_valid']:.1f}) and stayed within {TIE:.0%} of it until epoch {o['last_epoch']:.3g} "
-                f"{rising}: the edge of overfitting.")
-    return (f"**{r.name}**: best at epoch {o['best_epoch']} (valid {o['best_valid']:.1f}); by epoch "
-            f"{o['last_epoch']:.3g} valid was {o['last_valid']:.1f} ({_rise(o['last_valid'], o['best_valid'])} above its best) "
-            f"{rising}. Generalisation gap at the best epoch (valid − train): {row['gap']:+.1f}.")
+        return (
+            f"**{r.name}**: validation perplexity stopped improving after epoch {o['best_epoch']} "
+            f"({o['best_valid']:.1f}) and stayed within {TIE:.0%} of it until epoch {o['last_epoch']:.3g} "
+            f"{rising}: the edge of overfitting."
+        )
+    return (
+        f"**{r.name}**: best at epoch {o['best_epoch']} (valid {o['best_valid']:.1f}); by epoch "
+        f"{o['last_epoch']:.3g} valid was {o['last_valid']:.1f} "
+        f"({_rise(o['last_valid'], o['best_valid'])} above its best) "
+        f"{rising}. Generalisation gap at the best epoch (valid − train): {row['gap']:+.1f}."
+    )
 
 
 def _recommendations(records, table, effects) -> list[str]:
@@ -252,28 +302,38 @@ def _recommendations(records, table, effects) -> list[str]:
             f"{_rise(lost[1]['last_valid'], lost[1]['best_valid'])} worse. Set `patience` to stop early."
         )
     else:
-        out.append("**Early stopping.** No run passed its best epoch: the budget, not overfitting, ended "
-                   "training. Give the best run more time before tuning anything else.")
+        out.append(
+            "**Early stopping.** No run passed its best epoch: the budget, not overfitting, ended "
+            "training. Give the best run more time before tuning anything else."
+        )
     if len(table) > 1:
         spread = table["test ppl"].max() / table["test ppl"].min() - 1
         if spread > TIE:
-            out.append(f"**Hyperparameter tuning.** The worst run's test perplexity is {spread:.1%} above the best's "
-                       "with the same data and budget, so the configuration matters at a fixed budget: tune it on "
-                       "validation, report test once.")
+            out.append(
+                f"**Hyperparameter tuning.** The worst run's test perplexity is {spread:.1%} above the best's "
+                "with the same data and budget, so the configuration matters at a fixed budget: tune it on "
+                "validation, report test once."
+            )
         else:
-            out.append(f"**Hyperparameter tuning.** All runs are within {TIE:.0%} of each other: these changes do "
-                       "not matter at this budget; tune other settings (size, learning rate) or train longer.")
+            out.append(
+                f"**Hyperparameter tuning.** All runs are within {TIE:.0%} of each other: these changes do "
+                "not matter at this budget; tune other settings (size, learning rate) or train longer."
+            )
     helped = sorted((rel, name, diff) for rel, name, diff in effects if rel < -TIE)
     if helped:
         rel, name, diff = helped[0]
         winner = table["valid ppl"].idxmin()
-        out.append(f"**Regularisation and architecture.** The largest single gain came from {describe_change(diff)} "
-                   f"(**{name}**, {-rel:.1%} lower test perplexity); the best configuration overall is **{winner}**.")
+        out.append(
+            f"**Regularisation and architecture.** The largest single gain came from {describe_change(diff)} "
+            f"(**{name}**, {-rel:.1%} lower test perplexity); the best configuration overall is **{winner}**."
+        )
     gaps = table["gap"].dropna()
     if len(gaps):
-        out.append(f"Training perplexity is averaged over each epoch with dropout on (and, in epoch 1, over the "
-                   f"untrained start), so the gap (valid − train) understates overfitting; here it ranges from "
-                   f"{gaps.min():+.1f} to {gaps.max():+.1f}.")
+        out.append(
+            f"Training perplexity is averaged over each epoch with dropout on (and, in epoch 1, over the "
+            f"untrained start), so the gap (valid − train) understates overfitting; here it ranges from "
+            f"{gaps.min():+.1f} to {gaps.max():+.1f}."
+        )
     return out
 
 

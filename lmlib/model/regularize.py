@@ -1,10 +1,10 @@
 """The AWD-LSTM regularisers (Merity et al. 2017), each inert in eval mode."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 _MASK_BITS = 24  # p is rounded to a multiple of 2^-24
 
@@ -73,7 +73,9 @@ class WeightDropLSTM(nn.LSTM):
     def forward(self, x, hx=None):
         if not self.training or self.weight_drop == 0 or self._substituting:
             return super().forward(x, hx)
-        hidden_weights = {name: getattr(self, name) for name in self._flat_weights_names if name.startswith("weight_hh")}
+        hidden_weights = {
+            name: getattr(self, name) for name in self._flat_weights_names if name.startswith("weight_hh")
+        }
         dropped = {name: w * keep_mask(w.shape, self.weight_drop, w) for name, w in hidden_weights.items()}
         self._substituting = True  # functional_call re-enters forward: run the stock one then
         try:

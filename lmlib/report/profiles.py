@@ -5,6 +5,7 @@ and the runs themselves, each a preset plus overrides, the question it answers a
 run it modifies (`vs`). Every run's config is validated on load, so a typo in a preset
 or field fails before anything trains.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from .errors import LMError
+from lmlib import paths
+from lmlib.errors import LMError
 
-PARAMS_DIR = Path(__file__).resolve().parents[1] / "params"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -52,26 +53,32 @@ class Profile:
         return {**self.overrides, **run.overrides}
 
 
-
-def load_profile(name_or_path: str | os.PathLike, params_dir: Path = PARAMS_DIR) -> Profile:
+def load_profile(name_or_path: str | os.PathLike, params_dir: Path | None = None) -> Profile:
     """Read and check params/<name>.yaml (or a YAML path)."""
-    from .notebook import run_config
+    from lmlib.report.notebook import run_config
 
+    params_dir = Path(params_dir) if params_dir is not None else paths.params_dir()
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = Path(params_dir) / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in Path(params_dir).glob("*.yaml"))) or "none"
-        raise LMError(f"no profile {str(name_or_path)!r} ({path} is missing): choose one of {known}, or pass a YAML file")
+        raise LMError(
+            f"no profile {str(name_or_path)!r} ({path} is missing): choose one of {known}, or pass a YAML file"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise LMError(f"{path} is not valid YAML: {err}") from None
     try:
-        runs = tuple(RunSpec(r["name"], r["preset"], dict(r.get("overrides") or {}), r.get("question", ""), r.get("vs", ""))
-                     for r in raw.get("runs") or [])
+        runs = tuple(
+            RunSpec(r["name"], r["preset"], dict(r.get("overrides") or {}), r.get("question", ""), r.get("vs", ""))
+            for r in raw.get("runs") or []
+        )
     except (KeyError, TypeError) as err:
-        raise LMError(f"{path}: every run needs a name and a preset (and optional overrides, question, vs): {err}") from None
+        raise LMError(
+            f"{path}: every run needs a name and a preset (and optional overrides, question, vs): {err}"
+        ) from None
     names = [r.name for r in runs]
     if not runs:
         raise LMError(f"{path} lists no runs: add at least one under `runs:` (name, preset, overrides)")
@@ -82,10 +89,16 @@ def load_profile(name_or_path: str | os.PathLike, params_dir: Path = PARAMS_DIR)
     if unknown:
         raise LMError(f"{path}: `vs` names runs that the profile does not list: {unknown}")
     profile = Profile(
-        name=path.stem, title=raw.get("title", f"Word-level LSTM language models: {path.stem}"),
-        description=raw.get("description", ""), corpus=str(raw.get("corpus", "austen")),
-        protocol=raw.get("protocol"), min_freq=raw.get("min_freq"), device=raw.get("device", "auto"),
-        max_minutes=raw.get("max_minutes"), runs=runs, baseline=raw.get("baseline", ""),
+        name=path.stem,
+        title=raw.get("title", f"Word-level LSTM language models: {path.stem}"),
+        description=raw.get("description", ""),
+        corpus=str(raw.get("corpus", "austen")),
+        protocol=raw.get("protocol"),
+        min_freq=raw.get("min_freq"),
+        device=raw.get("device", "auto"),
+        max_minutes=raw.get("max_minutes"),
+        runs=runs,
+        baseline=raw.get("baseline", ""),
         overrides=dict(raw.get("overrides") or {}),
     )
     for run in runs:  # a typo in a preset or field fails here, before anything runs

@@ -7,6 +7,7 @@ interrupted-then-resumed run ends with exactly the metrics of an uninterrupted o
 checkpoint holds the weights, optimiser, scheduler, RNG states, hidden state and the
 position inside the epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,21 +23,34 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .batching import batchify, check_fits, fixed_windows, get_batch, variable_windows
-from .checkpoint import load_model_tensors, load_tensors, model_tensors, restore_rng, rng_tensors, save_tensors
-from .config import RunConfig
-from .corpus import load_corpus
-from .device import resolve_device, resolve_precision
-from .errors import LMError
-from .evaluate import evaluate_loss, perplexity
-from .model import LSTMLanguageModel, count_parameters
-from .optim import Optimization
-from .atomic import write_json
-from .runs import (
-    RunPaths, append_metrics, read_config, read_metrics, read_results, truncate_metrics, write_config,
+from lmlib import __version__
+from lmlib.atomic import write_json
+from lmlib.config import RunConfig
+from lmlib.data.batching import batchify, check_fits, fixed_windows, get_batch, variable_windows
+from lmlib.data.corpus import load_corpus
+from lmlib.data.splits import Prepared, prepare
+from lmlib.errors import LMError
+from lmlib.model.lstm import LSTMLanguageModel, count_parameters
+from lmlib.training.checkpoint import (
+    load_model_tensors,
+    load_tensors,
+    model_tensors,
+    restore_rng,
+    rng_tensors,
+    save_tensors,
 )
-from .splits import Prepared, prepare
+from lmlib.training.device import resolve_device, resolve_precision
+from lmlib.training.evaluate import evaluate_loss, perplexity
+from lmlib.training.optim import Optimization
+from lmlib.training.runs import (
+    RunPaths,
+    append_metrics,
+    read_config,
+    read_metrics,
+    read_results,
+    truncate_metrics,
+    write_config,
+)
 
 # Fields that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "max_minutes", "device", "precision", "checkpoint_minutes", "patience"}
@@ -76,7 +90,9 @@ class Session:
     hidden: list | None = None
 
 
-def train(config: RunConfig, run_dir: str | os.PathLike, *, prepared: Prepared | None = None, progress: bool = True) -> dict:
+def train(
+    config: RunConfig, run_dir: str | os.PathLike, *, prepared: Prepared | None = None, progress: bool = True
+) -> dict:
     """Train (or resume) the run in `run_dir`; return its results dict."""
     paths = RunPaths(Path(run_dir))
     finished = read_results(paths.root)
@@ -159,8 +175,16 @@ def _train_epoch(s: Session, stop: threading.Event, started: float, progress: bo
     if st.column == 0 or s.hidden is None:
         s.hidden = model.init_hidden(cfg.batch_size, s.device)
     rows = data.size(0)
-    bar = tqdm(total=(data.size(1) - 1) * rows, initial=st.column * rows, desc=f"epoch {st.epoch}/{cfg.epochs}",
-               unit="tok", unit_scale=True, disable=not progress, leave=True, dynamic_ncols=True)
+    bar = tqdm(
+        total=(data.size(1) - 1) * rows,
+        initial=st.column * rows,
+        desc=f"epoch {st.epoch}/{cfg.epochs}",
+        unit="tok",
+        unit_scale=True,
+        disable=not progress,
+        leave=True,
+        dynamic_ncols=True,
+    )
     loss_acc = torch.zeros((), dtype=torch.float64, device=s.device)  # summed on device: no sync per step
     last_checkpoint = time.perf_counter()
     try:
@@ -177,8 +201,11 @@ def _train_epoch(s: Session, stop: threading.Event, started: float, progress: bo
             if (start // cfg.bptt) % 20 == 0 or st.column >= data.size(1) - 1:  # not every step: .item() syncs
                 _flush_loss(st, loss_acc)
                 mean = st.loss_sum / max(st.tokens, 1)
-                bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{perplexity(mean):.1f}",
-                                tok_s=f"{st.tokens / max(st.train_seconds, 1e-9):,.0f}")
+                bar.set_postfix(
+                    loss=f"{mean:.3f}",
+                    ppl=f"{perplexity(mean):.1f}",
+                    tok_s=f"{st.tokens / max(st.train_seconds, 1e-9):,.0f}",
+                )
             now = time.perf_counter()
             if cfg.max_minutes and now - started >= cfg.max_minutes * 60:
                 st.stopped = "time_budget"
@@ -213,13 +240,20 @@ def _end_epoch(s: Session, partial: bool) -> None:
             st.bad_epochs += 1
     train_loss = st.loss_sum / max(st.tokens, 1)
     fraction = st.column / max(s.data["train"].size(1) - 1, 1)
-    append_metrics(s.paths, {
-        "epoch": round(st.epoch - 1 + fraction, 4) if partial else st.epoch,
-        "train_loss": round(train_loss, 6), "train_ppl": round(perplexity(train_loss), 4),
-        "valid_loss": round(valid_loss, 6), "valid_ppl": round(perplexity(valid_loss), 4),
-        "lr": s.opt.lr, "seconds": round(st.train_seconds, 3),
-        "tokens_per_s": round(st.tokens / max(st.train_seconds, 1e-9), 1), "elapsed_s": round(st.elapsed, 3),
-    })
+    append_metrics(
+        s.paths,
+        {
+            "epoch": round(st.epoch - 1 + fraction, 4) if partial else st.epoch,
+            "train_loss": round(train_loss, 6),
+            "train_ppl": round(perplexity(train_loss), 4),
+            "valid_loss": round(valid_loss, 6),
+            "valid_ppl": round(perplexity(valid_loss), 4),
+            "lr": s.opt.lr,
+            "seconds": round(st.train_seconds, 3),
+            "tokens_per_s": round(st.tokens / max(st.train_seconds, 1e-9), 1),
+            "elapsed_s": round(st.elapsed, 3),
+        },
+    )
     st.valid_history.append(valid_loss)
     s.opt.end_epoch(valid_loss, st.valid_history)
     if cfg.patience and st.bad_epochs >= cfg.patience:
@@ -242,7 +276,7 @@ def _save_checkpoint(s: Session) -> None:
 
 def _restore(s: Session) -> None:
     tensors, header = load_tensors(s.paths.last)
-    model = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     load_model_tensors(s.model, model, str(s.paths.last))
     s.opt.restore(tensors, header["optimization"])
     restore_rng(s.rng, tensors, header["rng"])
@@ -268,12 +302,15 @@ def _finish(s: Session) -> dict:
         "best_epoch": s.state.best_epoch,
         "epochs_run": float(metrics["epoch"].iloc[-1]) if len(metrics) else 0.0,
         "train_ppl": float(metrics["train_ppl"].iloc[-1]) if len(metrics) else None,
-        "valid_loss": valid, "valid_ppl": perplexity(valid),
-        "test_loss": test, "test_ppl": perplexity(test),
+        "valid_loss": valid,
+        "valid_ppl": perplexity(valid),
+        "test_loss": test,
+        "test_ppl": perplexity(test),
         "seconds": round(s.state.elapsed, 2),
         "tokens_per_s": float(metrics["tokens_per_s"].mean()) if len(metrics) else None,
         "stopped": s.state.stopped,
-        "device": str(s.device), "precision": s.precision,
+        "device": str(s.device),
+        "precision": s.precision,
     }
     write_json(s.paths.results, results)
     return results
@@ -296,10 +333,16 @@ def _check_resumable(paths: RunPaths, config: RunConfig) -> None:
 
 def _data_description(prepared: Prepared, model, device, precision) -> dict:
     return {
-        "corpus": prepared.corpus, "protocol": prepared.protocol, "min_freq": prepared.min_freq,
-        "vocab_size": len(prepared.vocab), "split_tokens": prepared.split_tokens,
-        "parameters": count_parameters(model), "device": str(device), "precision": precision,
-        "torch": torch.__version__, "lmlib": __version__,
+        "corpus": prepared.corpus,
+        "protocol": prepared.protocol,
+        "min_freq": prepared.min_freq,
+        "vocab_size": len(prepared.vocab),
+        "split_tokens": prepared.split_tokens,
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "precision": precision,
+        "torch": torch.__version__,
+        "lmlib": __version__,
     }
 
 

@@ -4,15 +4,16 @@ NT-ASGD (Merity et al. 2017, §3): train with plain SGD; once the validation los
 than the best of the epochs before the last `nonmono`, switch to averaged SGD and from
 then on evaluate (and save) the running average of the weights.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
 
 import torch
 
-from .checkpoint import optimizer_tensors, restore_optimizer
-from .config import RunConfig
-from .device import autocast, grad_scaler
+from lmlib.config import RunConfig
+from lmlib.training.checkpoint import optimizer_tensors, restore_optimizer
+from lmlib.training.device import autocast, grad_scaler
 
 
 class Optimization:

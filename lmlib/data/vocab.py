@@ -4,19 +4,20 @@ Ties are broken in lexicographic order, which is the order torchtext's
 `build_vocab_from_iterator` produces (it sorts by (-count, token)), so a vocabulary
 built here numbers the words exactly as the original study's did.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from .atomic import write_json
-from .errors import LMError
+from lmlib.atomic import write_json
+from lmlib.errors import LMError
 
 UNK, EOS = "<unk>", "<eos>"
 SPECIALS = (UNK, EOS)
@@ -39,7 +40,7 @@ class Vocab:
         object.__setattr__(self, "stoi", stoi)
 
     @classmethod
-    def build(cls, tokens: Iterable[str], min_freq: int = 1) -> "Vocab":
+    def build(cls, tokens: Iterable[str], min_freq: int = 1) -> Vocab:
         """Count `tokens` and keep those seen at least `min_freq` times (specials always kept)."""
         check_min_freq(min_freq)
         counter = Counter(tokens)
@@ -83,7 +84,7 @@ class Vocab:
         write_json(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocab":
+    def load(cls, path: str | os.PathLike) -> Vocab:
         """Read a vocabulary written by `save`."""
         path = Path(path)
         try:

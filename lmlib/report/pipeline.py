@@ -12,6 +12,7 @@ names the notebook and cell, and the failed build stays in the .tmp folder to in
 Finished runs with the same config are reused (train() returns them at once), interrupted
 ones resume; a run whose config in the profile changed is trained again from scratch.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,14 +26,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LMError
-from .profiles import PARAMS_DIR, Profile, load_profile  # noqa: F401  (load_profile is public here too)
+from lmlib import paths
+from lmlib.errors import LMError
+from lmlib.report.browser import CHROMIUM
+from lmlib.report.profiles import Profile, load_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS_DIR = ROOT / "notebooks"
 DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, PANEL_NOTEBOOK = (
-    "01_data_prep.ipynb", "02_train_lstm.ipynb", "03_compare_runs.ipynb", "04_generation_panel.ipynb",
+    "01_data_prep.ipynb",
+    "02_train_lstm.ipynb",
+    "03_compare_runs.ipynb",
+    "04_generation_panel.ipynb",
 )
+
+
 @dataclass(frozen=True)
 class Step:
     """One papermill execution: which notebook, the output name, injected parameters."""
@@ -44,40 +50,88 @@ class Step:
     title: str | None = None
 
 
-def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Step]:
+def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: Path | None = None) -> list[Step]:
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
-    steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {
-        "corpus": profile.corpus, "protocol": profile.protocol, "min_freq": profile.min_freq,
-        "prepared_dir": str(prepared_dir)}, "data preparation", "1 · Data preparation")]
+    steps = [
+        Step(
+            DATA_NOTEBOOK,
+            DATA_NOTEBOOK,
+            {
+                "corpus": profile.corpus,
+                "protocol": profile.protocol,
+                "min_freq": profile.min_freq,
+                "prepared_dir": str(prepared_dir),
+            },
+            "data preparation",
+            "1 · Data preparation",
+        )
+    ]
     for i, run in enumerate(profile.runs, 1):
-        steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{run.name}.ipynb", {
-            "run_name": run.name, "preset": run.preset, "overrides": profile.run_overrides(run),
-            "max_minutes": profile.max_minutes, "device": profile.device,
-            "prepared_dir": str(prepared_dir), "runs_root": str(runs_root)},
-            f"training run {run.name!r}", f"2.{i} · Training run “{run.name}”"))
-    steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, {
-        "runs_root": str(runs_root), "run_names": [r.name for r in profile.runs], "baseline": profile.baseline,
-        "compare_to": {r.name: r.vs for r in profile.runs if r.vs}},
-        "comparison", "3 · Comparison of the runs"))
-    if (Path(notebooks_dir) / PANEL_NOTEBOOK).is_file():
-        steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)},
-                          "generation panel", "4 · Generation panel"))
+        steps.append(
+            Step(
+                TRAIN_NOTEBOOK,
+                f"02_train_lstm-{run.name}.ipynb",
+                {
+                    "run_name": run.name,
+                    "preset": run.preset,
+                    "overrides": profile.run_overrides(run),
+                    "max_minutes": profile.max_minutes,
+                    "device": profile.device,
+                    "prepared_dir": str(prepared_dir),
+                    "runs_root": str(runs_root),
+                },
+                f"training run {run.name!r}",
+                f"2.{i} · Training run “{run.name}”",
+            )
+        )
+    steps.append(
+        Step(
+            COMPARE_NOTEBOOK,
+            COMPARE_NOTEBOOK,
+            {
+                "runs_root": str(runs_root),
+                "run_names": [r.name for r in profile.runs],
+                "baseline": profile.baseline,
+                "compare_to": {r.name: r.vs for r in profile.runs if r.vs},
+            },
+            "comparison",
+            "3 · Comparison of the runs",
+        )
+    )
+    if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
+        steps.append(
+            Step(
+                PANEL_NOTEBOOK,
+                PANEL_NOTEBOOK,
+                {"runs_root": str(runs_root)},
+                "generation panel",
+                "4 · Generation panel",
+            )
+        )
     return steps
 
 
-def run_pipeline(profile: str = "default", reports_dir: str | os.PathLike = "reports",
-                 runs_root: str | os.PathLike | None = None, *, prepared_dir: str | os.PathLike | None = None,
-                 notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, params_dir: str | os.PathLike = PARAMS_DIR,
-                 fresh: bool = False, log=print) -> Path:
+def run_pipeline(
+    profile: str = "default",
+    reports_dir: str | os.PathLike = "reports",
+    runs_root: str | os.PathLike | None = None,
+    *,
+    prepared_dir: str | os.PathLike | None = None,
+    notebooks_dir: str | os.PathLike | None = None,
+    params_dir: str | os.PathLike | None = None,
+    fresh: bool = False,
+    log=print,
+) -> Path:
     """Execute the profile's notebooks and render reports/<profile>/report.html; return its path.
 
     runs_root defaults to runs/report-<profile>, prepared_dir to <runs_root>/_prepared. `fresh`
     retrains the profile's runs instead of reusing finished ones.
     """
     started = time.perf_counter()
-    prof = load_profile(profile, Path(params_dir))
+    prof = load_profile(profile, params_dir)
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
     reports_dir = Path(reports_dir).resolve()
-    runs_root = Path(runs_root).resolve() if runs_root else ROOT / "runs" / f"report-{prof.name}"
+    runs_root = Path(runs_root or paths.runs_dir() / f"report-{prof.name}").resolve()
     prepared_dir = Path(prepared_dir).resolve() if prepared_dir else runs_root / "_prepared"
     target, build = reports_dir / prof.name, reports_dir / f"{prof.name}.tmp"
     shutil.rmtree(build, ignore_errors=True)
@@ -87,11 +141,11 @@ def run_pipeline(profile: str = "default", reports_dir: str | os.PathLike = "rep
     reused = [r.name for r in prof.runs if (runs_root / r.name / "results.json").is_file()]
     if reused:
         log(f"reusing finished runs (same config): {', '.join(reused)}; pass fresh=True (--fresh) to retrain")
-    steps = plan(prof, runs_root, prepared_dir, Path(notebooks_dir))
+    steps = plan(prof, runs_root, prepared_dir, notebooks_dir)
     timings = []
     for i, step in enumerate(steps, 1):
         log(f"[{i}/{len(steps)}] {step.notebook} ({step.label}) ...")
-        seconds = execute(step, Path(notebooks_dir), build / "notebooks", target)
+        seconds = execute(step, notebooks_dir, build / "notebooks", target)
         timings.append((step, seconds))
         log(f"      done in {seconds:.0f} s")
     report = render(prof, runs_root, build, timings, time.perf_counter() - started, reused)
@@ -110,8 +164,14 @@ def execute(step: Step, notebooks_dir: Path, out_dir: Path, target: Path) -> flo
         raise LMError(f"notebook {source} is missing: the pipeline needs {step.notebook}")
     started = time.perf_counter()
     try:
-        pm.execute_notebook(str(source), str(output), parameters=step.parameters, cwd=str(notebooks_dir),
-                            progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(source),
+            str(output),
+            parameters=step.parameters,
+            cwd=str(notebooks_dir),
+            progress_bar=False,
+            log_output=False,
+        )
     except pm.PapermillExecutionError as err:
         where = failed_cell(output)
         raise LMError(
@@ -120,8 +180,10 @@ def execute(step: Step, notebooks_dir: Path, out_dir: Path, target: Path) -> flo
             f"the previous report {target} was left unchanged."
         ) from None
     except Exception as err:  # a dead kernel, a timeout, an unreadable notebook
-        raise LMError(f"notebook {step.notebook} ({step.label}) could not be executed: "
-                      f"{type(err).__name__}: {err}. The previous report {target} was left unchanged.") from None
+        raise LMError(
+            f"notebook {step.notebook} ({step.label}) could not be executed: "
+            f"{type(err).__name__}: {err}. The previous report {target} was left unchanged."
+        ) from None
     return time.perf_counter() - started
 
 
@@ -144,13 +206,13 @@ def failed_cell(executed: Path) -> str:
             section = headings[-1].strip() if headings else section
         elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
-            return (f"cell {position} (In [{cell.get('execution_count')}], section “{section}”): "
-                    f"{first.strip()[:80]}")
+            return f"cell {position} (In [{cell.get('execution_count')}], section “{section}”): {first.strip()[:80]}"
     return "an unknown cell"
 
 
-def render(prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float,
-           reused: list[str] = ()) -> Path:
+def render(
+    prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float, reused: list[str] = ()
+) -> Path:
     """The title page from the runs' numbers, then every executed notebook as a section."""
     import io
 
@@ -159,9 +221,9 @@ def render(prof: Profile, runs_root: Path, build: Path, timings: list, wall_seco
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import __version__
-    from .compare import analysis, comparison_table, load_records, plot_curves
-    from .report import Section, TitlePage, build_report
+    from lmlib import __version__
+    from lmlib.report.compare import analysis, comparison_table, load_records, plot_curves
+    from lmlib.report.html import Section, TitlePage, build_report
 
     names = [r.name for r in prof.runs if (runs_root / r.name / "results.json").is_file()]
     records = load_records(runs_root, names) if names else []
@@ -179,29 +241,38 @@ def render(prof: Profile, runs_root: Path, build: Path, timings: list, wall_seco
         facts={
             "profile": f"{prof.name}: {prof.description}".strip(": "),
             "corpus": prof.corpus,
-            "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "pipeline wall time": f"{wall_seconds / 60:.1f} minutes" + (
-                f" (reusing finished runs: {', '.join(reused)})" if reused else ""),
+            "pipeline wall time": f"{wall_seconds / 60:.1f} minutes"
+            + (f" (reusing finished runs: {', '.join(reused)})" if reused else ""),
             "training time": f"{training / 60:.1f} minutes over {len(records)} runs",
             "lmlib": f"{__version__} {git_commit()}".strip(),
         },
         headline=headline(table),
-        table_html=table.reset_index().to_html(classes="comparison", index=False) if records else "<p>No finished runs.</p>",
+        table_html=table.reset_index().to_html(classes="comparison", index=False)
+        if records
+        else "<p>No finished runs.</p>",
         figure_png=figure,
-        analysis_md=analysis(records, prof.baseline or None, {r.name: r.vs for r in prof.runs if r.vs}) if records else "",
+        analysis_md=analysis(records, prof.baseline or None, {r.name: r.vs for r in prof.runs if r.vs})
+        if records
+        else "",
         notes_md=_questions(prof) + "\n\n" + _timings(timings),
     )
     sections = [Section(build / "notebooks" / step.output, step.title) for step, _ in timings]
     report = build_report(build, page, sections)
-    summary = {"profile": prof.name, "wall_seconds": round(wall_seconds, 1), "training_seconds": round(training, 1),
-               "reused_runs": list(reused), "steps": {step.output: round(sec, 1) for step, sec in timings},
-               "runs": json.loads(table.reset_index().to_json(orient="records")) if records else []}
+    summary = {
+        "profile": prof.name,
+        "wall_seconds": round(wall_seconds, 1),
+        "training_seconds": round(training, 1),
+        "reused_runs": list(reused),
+        "steps": {step.output: round(sec, 1) for step, sec in timings},
+        "runs": json.loads(table.reset_index().to_json(orient="records")) if records else [],
+    }
     (build / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return report
 
 
-def browser_check(report: Path, screenshot: Path, log, chromium: str = "/usr/bin/chromium") -> dict | None:
+def browser_check(report: Path, screenshot: Path, log, chromium: Path = CHROMIUM) -> dict | None:
     """Open the report offline in headless Chromium, when there is one: screenshot + what rendered."""
     try:
         import playwright  # noqa: F401  (the test extra)
@@ -209,15 +280,18 @@ def browser_check(report: Path, screenshot: Path, log, chromium: str = "/usr/bin
         return None
     if not Path(chromium).exists():
         return None
-    from .report import check_in_browser
+    from lmlib.report.browser import check_in_browser
 
     try:
         seen = check_in_browser(report, screenshot, chromium=chromium, height=1600)
     except Exception as err:  # a browser problem must not cost the report
         log(f"browser check skipped: {type(err).__name__}: {err}")
         return None
-    log(f"offline browser check: {seen['widgets']} widget views, {seen['images']} images, {seen['tables']} tables, "
-        f"{len(seen['remote_requests'])} remote requests, {len(seen['errors'])} page errors; screenshot {screenshot.name}")
+    log(
+        f"offline browser check: {seen['widgets']} widget views, {seen['images']} images, {seen['tables']} tables, "
+        f"{len(seen['remote_requests'])} remote requests, {len(seen['errors'])} page errors; "
+        f"screenshot {screenshot.name}"
+    )
     return seen
 
 
@@ -227,27 +301,35 @@ def headline(table) -> str:
         return "No run finished."
     best = table["valid ppl"].idxmin()
     row = table.loc[best]
-    return (f"Best run: **{best}** — test perplexity **{row['test ppl']:.1f}** (valid {row['valid ppl']:.1f}, "
-            f"best epoch {row['best epoch']}), {row['parameters']:,} parameters, {row['minutes']:.1f} minutes of training.")
+    return (
+        f"Best run: **{best}** — test perplexity **{row['test ppl']:.1f}** (valid {row['valid ppl']:.1f}, "
+        f"best epoch {row['best epoch']}), {row['parameters']:,} parameters, {row['minutes']:.1f} minutes of training."
+    )
 
 
 def machine() -> str:
     """CPU/GPU, cores, what precisions `auto` and `mixed` train in, and the torch version, in one line."""
     import torch
 
-    from .device import cpu_model, resolve_device, resolve_precision
+    from lmlib.training.device import cpu_model, resolve_device, resolve_precision
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     device = resolve_device("auto")
     precision = f"precision auto = {resolve_precision('auto', device)}, mixed = {resolve_precision('mixed', device)}"
-    return (f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, {precision}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, {precision}; "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
 
 
 def git_commit() -> str:
+    root = paths.checkout_root()
+    if root is None:
+        return ""
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         return f"(commit {out.stdout.strip()})" if out.returncode == 0 and out.stdout.strip() else ""
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -260,8 +342,10 @@ def _questions(prof: Profile) -> str:
         lines.append(f"- **{run.name}**: preset `{run.preset}`, {change}. {run.question}".rstrip())
     budget = f"{prof.max_minutes:g} minutes" if prof.max_minutes else "each preset's own"
     common = ", ".join(f"`{k}={v}`" for k, v in prof.overrides.items())
-    lines.append(f"\nTraining budget per run: {budget}; device: `{prof.device}`"
-                 + (f"; every run also sets {common}." if common else "."))
+    lines.append(
+        f"\nTraining budget per run: {budget}; device: `{prof.device}`"
+        + (f"; every run also sets {common}." if common else ".")
+    )
     return "\n".join(lines)
 
 
@@ -272,9 +356,9 @@ def _timings(timings: list) -> str:
 
 def _retire_stale_runs(prof: Profile, runs_root: Path, fresh: bool, log) -> None:
     """Delete this profile's run folders that `fresh` asks to redo or whose config changed."""
-    from .notebook import run_config
-    from .runs import read_config
-    from .train import RESUMABLE_CHANGES
+    from lmlib.report.notebook import run_config
+    from lmlib.training.loop import RESUMABLE_CHANGES
+    from lmlib.training.runs import read_config
 
     data_fields = {"corpus", "protocol", "min_freq"}  # set from the prepared data, checked by train()
     for run in prof.runs:
@@ -304,4 +388,3 @@ def _swap(build: Path, target: Path) -> None:
 def _size(folder: Path) -> str:
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return f"{total / 2**20:.1f} MiB"
-

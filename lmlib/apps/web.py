@@ -11,6 +11,7 @@ original's `{prompt, max_seq_len, temperature}` still works) and `POST /generate
 `error`). The model is loaded once; each request gets its own hidden state from the
 Generator, is bounded in tokens and seconds, and waits for one of a few generation slots.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,18 +20,20 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
-from .errors import LMError
+from lmlib.errors import LMError
 
-STATIC = Path(__file__).resolve().parent / "web_static"
+STATIC = Path(__file__).resolve().parent / "static"
 FIELDS = ("prompt", "max_new_tokens", "max_seq_len", "temperature", "top_k", "top_p", "seed")
 # Inline scripts and other origins are refused by the browser itself, so even an escaping
 # bug could not run a prompt's <script>; the page needs nothing but its own files.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,9 @@ def parse_request(body: bytes, limits: Limits) -> GenerationRequest:
         top_k=_number("top_k", data.get("top_k", 0), 0, 10_000, whole=True),
         top_p=_number("top_p", data.get("top_p", 1.0), 0.01, 1.0),
         # no seed means random, but the one drawn is returned so a result can be repeated
-        seed=secrets.randbelow(2**31) if seed in (None, "", "random") else
-        _number("seed", seed, 0, 2**31 - 1, whole=True),
+        seed=secrets.randbelow(2**31)
+        if seed in (None, "", "random")
+        else _number("seed", seed, 0, 2**31 - 1, whole=True),
     )
 
 
@@ -156,8 +160,8 @@ def run_bounded(generator, request: GenerationRequest, limits: Limits) -> Iterat
 
 def summary(request: GenerationRequest, tokens: list, surprisals: list, stopped: str, started: float) -> dict:
     """The JSON answer: the original's `generated_text` plus the tokens and how it ended."""
-    from .detokenize import detokenize
-    from .tokenize import basic_english  # what Generator.prompt_tokens reads the prompt with
+    from lmlib.data.detokenize import detokenize
+    from lmlib.data.tokenize import basic_english  # what Generator.prompt_tokens reads the prompt with
 
     return {
         "generated_text": detokenize(basic_english(request.prompt) + tokens),
@@ -216,8 +220,9 @@ def create_app(generator, *, limits: Limits = Limits(), name: str = "model"):
     @app.get("/health")
     def health():
         vocab = getattr(generator, "vocab", None)
-        return jsonify(status="ok", model=name, vocab_size=len(vocab) if vocab is not None else None,
-                       limits=asdict(limits))
+        return jsonify(
+            status="ok", model=name, vocab_size=len(vocab) if vocab is not None else None, limits=asdict(limits)
+        )
 
     @app.post("/generate")
     def generate():
@@ -245,8 +250,11 @@ def create_app(generator, *, limits: Limits = Limits(), name: str = "model"):
         except BaseException:
             release()
             raise
-        response = Response(_events(first, items, req, started), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        response = Response(
+            _events(first, items, req, started),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
         # The WSGI server closes the response even when the client left before reading it,
         # so the slot always comes back (a generator's own finally would not run unstarted).
         response.call_on_close(release)
@@ -282,10 +290,16 @@ def _event(kind: str, data: dict) -> str:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
-def serve(run_dir, host: str = "127.0.0.1", port: int = 5000, production: bool = True,
-          limits: Limits = Limits(), threads: int = 8) -> None:
+def serve(
+    run_dir,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    production: bool = True,
+    limits: Limits = Limits(),
+    threads: int = 8,
+) -> None:
     """Load the run once and serve it (waitress; `production=False` uses Flask's own server)."""
-    from .generate import Generator
+    from lmlib.generate import Generator
 
     try:
         import flask  # noqa: F401
@@ -299,7 +313,14 @@ def serve(run_dir, host: str = "127.0.0.1", port: int = 5000, production: bool =
     print(f"serving {run_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     if production:
         # waitress refuses absurd bodies itself; Flask answers the merely too large with JSON
-        waitress.serve(app, host=host, port=port, threads=threads, ident="lmlib",
-                       max_request_body_size=64 * limits.max_body_bytes, channel_timeout=60)
+        waitress.serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="lmlib",
+            max_request_body_size=64 * limits.max_body_bytes,
+            channel_timeout=60,
+        )
     else:
         app.run(host=host, port=port, debug=False, threaded=True, use_reloader=False)

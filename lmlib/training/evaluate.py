@@ -11,6 +11,7 @@ its perplexity lower by a factor exp(loss / columns) — 0.3% on the Harry Potte
 Training validates and tests in fp32 whatever precision it trained in, so a reported
 perplexity does not depend on it and `lmlib evaluate` gives the same number.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,9 @@ import os
 
 import torch
 
-from .batching import batchify, check_fits, fixed_windows, get_batch
-from .device import autocast
-from .model import LSTMLanguageModel
+from lmlib.data.batching import batchify, check_fits, fixed_windows, get_batch
+from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.training.device import autocast
 
 
 @torch.inference_mode()
@@ -53,17 +54,17 @@ def perplexity(loss: float) -> float:
 
 def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: str = "auto") -> dict:
     """Perplexity of a saved run's best weights on the named splits of its own corpus."""
-    from .corpus import load_corpus
-    from .device import resolve_device
-    from .runs import load_model, read_config
-    from .splits import prepare
+    from lmlib.data.corpus import load_corpus
+    from lmlib.data.splits import prepare
+    from lmlib.training.device import resolve_device
+    from lmlib.training.runs import load_model, read_config
 
     config, data = read_config(run_dir)
     device = resolve_device(device)
     model, vocab, _ = load_model(run_dir, device)
     prepared = prepare(load_corpus(config.corpus), data.get("protocol"), data.get("min_freq"))
     if prepared.vocab.itos != vocab.itos:
-        from .errors import LMError
+        from lmlib.errors import LMError
 
         raise LMError(f"the corpus now gives a different vocabulary than {run_dir}/vocab.json: was the corpus changed?")
     batch = config.eval_batch_size or config.batch_size

@@ -1,12 +1,13 @@
 """Batching for truncated back-propagation through time (BPTT)."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from .errors import LMError
+from lmlib.errors import LMError
 
 
 def batchify(ids: np.ndarray | torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -58,13 +59,11 @@ def get_batch(data: torch.Tensor, start: int, length: int) -> tuple[torch.Tensor
 
 def fixed_windows(columns: int, bptt: int, start: int = 0) -> Iterator[tuple[int, int]]:
     """(start, length) of consecutive windows from `start`; the last may be shorter, none is empty."""
-    for start in range(start, columns - 1, bptt):
-        yield start, min(bptt, columns - 1 - start)
+    for first in range(start, columns - 1, bptt):
+        yield first, min(bptt, columns - 1 - first)
 
 
-def variable_windows(
-    columns: int, bptt: int, rng: np.random.Generator, start: int = 0
-) -> Iterator[tuple[int, int]]:
+def variable_windows(columns: int, bptt: int, rng: np.random.Generator, start: int = 0) -> Iterator[tuple[int, int]]:
     """AWD-LSTM variable-length BPTT (Merity et al. 2017, §4.1).
 
     Each window's length is drawn from N(bptt, 5) — and 5% of the time N(bptt/2, 5) —

@@ -1,13 +1,14 @@
 """Run directories: what a run writes, and loading it back.
 
-    runs/<name>/
-      config.json        every hyperparameter, plus the corpus/protocol actually used
-      vocab.json         the vocabulary (ids of the model's rows)
-      model.safetensors  best-validation weights
-      last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
-      metrics.csv        one row per epoch, appended as it happens
-      results.json       the final numbers (written when training ends)
+runs/<name>/
+  config.json        every hyperparameter, plus the corpus/protocol actually used
+  vocab.json         the vocabulary (ids of the model's rows)
+  model.safetensors  best-validation weights
+  last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
+  metrics.csv        one row per epoch, appended as it happens
+  results.json       the final numbers (written when training ends)
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,15 +21,23 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .atomic import write_json, write_text
-from .checkpoint import load_model_tensors, load_tensors
-from .config import RunConfig
-from .errors import LMError
-from .model import LSTMLanguageModel
-from .vocab import Vocab
+from lmlib.atomic import write_json, write_text
+from lmlib.config import RunConfig
+from lmlib.data.vocab import Vocab
+from lmlib.errors import LMError
+from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.training.checkpoint import load_model_tensors, load_tensors
 
 METRIC_COLUMNS = [
-    "epoch", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "lr", "seconds", "tokens_per_s", "elapsed_s",
+    "epoch",
+    "train_loss",
+    "train_ppl",
+    "valid_loss",
+    "valid_ppl",
+    "lr",
+    "seconds",
+    "tokens_per_s",
+    "elapsed_s",
 ]
 
 
@@ -139,7 +148,9 @@ def list_runs(root: str | os.PathLike = "runs") -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "results.json").is_file())
 
 
-def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LSTMLanguageModel, Vocab, RunConfig]:
+def load_model(
+    run_dir: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[LSTMLanguageModel, Vocab, RunConfig]:
     """The best-validation model of a run, in eval mode, with its vocabulary and config."""
     paths = RunPaths(Path(run_dir))
     config, _ = read_config(run_dir)

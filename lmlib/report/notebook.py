@@ -6,6 +6,7 @@ whether the kernel started in notebooks/, in a test's temporary folder or on Col
 The outputs policy for notebooks in git (`strip_outputs`, `refresh_checked_outputs`) is
 here too: see reports/README.md.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,19 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .splits import Prepared
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
-
-def project_root() -> Path | None:
-    """The checkout holding lmlib (pyproject.toml beside it), or None for a plain install."""
-    return PACKAGE_ROOT if (PACKAGE_ROOT / "pyproject.toml").is_file() else None
+from lmlib import paths
+from lmlib.data.splits import Prepared
 
 
 def setup() -> Path:
     """Work from the project root and make figures small, embeddable PNGs; return the root."""
-    root = project_root()
+    root = paths.checkout_root()
     if root is not None:
         os.chdir(root)
     try:  # only inside IPython: inline PNG at a modest resolution keeps reports small
@@ -50,7 +45,7 @@ def device_report(name: str = "auto") -> str:
     """Which device `name` resolves to here, in words (GPU model and memory when there is one)."""
     import torch
 
-    from .device import resolve_device
+    from lmlib.training.device import resolve_device
 
     device = resolve_device(name)
     if device.type == "cuda":
@@ -62,10 +57,15 @@ def device_report(name: str = "auto") -> str:
     return f"cpu: {torch.get_num_threads()} threads, no GPU found (torch {torch.__version__}).{hint}"
 
 
-def run_config(preset: str, overrides: dict | None = None, max_minutes: float | None = None,
-               device: str = "auto", prepared: Prepared | None = None):
+def run_config(
+    preset: str,
+    overrides: dict | None = None,
+    max_minutes: float | None = None,
+    device: str = "auto",
+    prepared: Prepared | None = None,
+):
     """The RunConfig a notebook/pipeline run trains: preset + overrides + budget + device + data."""
-    from .presets import get_preset
+    from lmlib.presets import get_preset
 
     fields = dict(overrides or {})
     if max_minutes is not None:
@@ -80,7 +80,7 @@ def zipf_figure(prepared: Prepared):
     """Rank/frequency on log-log axes with the fitted Zipf exponent (ranks 10-1000)."""
     import matplotlib.pyplot as plt
 
-    from .stats import rank_frequency
+    from lmlib.data.stats import rank_frequency
 
     ranks, counts = rank_frequency(prepared)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -110,18 +110,22 @@ def token_sample(prepared: Prepared, n: int = 80, split: str = "train", width: i
 
 def samples(run_dir, prompt: str, temperatures=(0.7, 1.0), max_new_tokens: int = 40, seed: int = 0) -> pd.DataFrame:
     """One generated continuation of `prompt` per temperature (seeded: the same text every time)."""
-    from .generate import Generator
+    from lmlib.generate import Generator
 
     generator = Generator.from_run(run_dir)
-    rows = [{"temperature": t, "text": generator.generate(prompt, max_new_tokens=max_new_tokens,
-                                                          temperature=t, seed=seed).text}
-            for t in temperatures]
+    rows = [
+        {
+            "temperature": t,
+            "text": generator.generate(prompt, max_new_tokens=max_new_tokens, temperature=t, seed=seed).text,
+        }
+        for t in temperatures
+    ]
     return pd.DataFrame(rows).set_index("temperature")
 
 
 def config_table(config) -> pd.DataFrame:
     """The fields where `config` differs from the original study's recipe (the RunConfig defaults)."""
-    from .config import RunConfig
+    from lmlib.config import RunConfig
 
     base = RunConfig().to_dict()
     rows = {k: (str(v), str(base[k])) for k, v in config.to_dict().items() if v != base[k]}
@@ -130,10 +134,13 @@ def config_table(config) -> pd.DataFrame:
 
 def run_summary(results: dict) -> str:
     """One paragraph of a run's results dict, for the notebook and the log."""
-    return (f"best epoch {results['best_epoch']} of {results['epochs_run']:g} "
-            f"(stopped: {results['stopped'].replace('_', ' ')}); valid perplexity {results['valid_ppl']:.1f}, "
-            f"test perplexity {results['test_ppl']:.1f}; {results['parameters']:,} parameters; "
-            f"{results['seconds'] / 60:.1f} minutes at {results['tokens_per_s']:,.0f} tokens/s on {results.get('device', '?')}")
+    return (
+        f"best epoch {results['best_epoch']} of {results['epochs_run']:g} "
+        f"(stopped: {results['stopped'].replace('_', ' ')}); valid perplexity {results['valid_ppl']:.1f}, "
+        f"test perplexity {results['test_ppl']:.1f}; {results['parameters']:,} parameters; "
+        f"{results['seconds'] / 60:.1f} minutes at {results['tokens_per_s']:,.0f} tokens/s "
+        f"on {results.get('device', '?')}"
+    )
 
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
@@ -164,7 +171,7 @@ def refresh_checked_outputs(notebook: str = "01_data_prep.ipynb", notebooks_dir:
     import nbformat
     import papermill as pm
 
-    notebooks_dir = Path(notebooks_dir or PACKAGE_ROOT / "notebooks")
+    notebooks_dir = Path(notebooks_dir or paths.notebooks_dir())
     source = notebooks_dir / notebook
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / notebook

@@ -1,4 +1,5 @@
 """Prepared data on disk: a folder with vocab.json, {train,valid,test}.npy and meta.json."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_dir
-from .corpus import SPLIT_NAMES
-from .errors import LMError
-from .splits import Prepared
-from .vocab import Vocab
+from lmlib.atomic import atomic_dir
+from lmlib.data.corpus import SPLIT_NAMES
+from lmlib.data.splits import Prepared
+from lmlib.data.vocab import Vocab
+from lmlib.errors import LMError
 
 
 def save_prepared(prepared: Prepared, folder: str | os.PathLike) -> Path:
@@ -44,6 +45,12 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
     except (OSError, ValueError) as err:
         raise LMError(f"prepared data in {folder} is damaged ({err}): prepare it again") from None
     return Prepared(
-        meta["corpus"], meta["protocol"], meta["min_freq"], Vocab.load(folder / "vocab.json"),
-        splits, meta["split_tokens"], meta["split_types"], meta["book_tokens"],
+        meta["corpus"],
+        meta["protocol"],
+        meta["min_freq"],
+        Vocab.load(folder / "vocab.json"),
+        splits,
+        meta["split_tokens"],
+        meta["split_types"],
+        meta["book_tokens"],
     )

@@ -1,11 +1,12 @@
 """Device and precision, resolved once per run (nanoGPT style)."""
+
 from __future__ import annotations
 
 from contextlib import nullcontext
 
 import torch
 
-from .errors import LMError
+from lmlib.errors import LMError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -87,7 +88,9 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if requested == "fp16" and device.type == "cpu":
         raise LMError("precision fp16 needs a CUDA device: on a CPU use bf16, mixed, fp32 or auto")
     if requested != "fp32" and not lstm_supports(_DTYPES[requested], device):
-        raise LMError(f"the LSTM kernel on this {device.type} does not run in {requested}: use --precision fp32 or auto")
+        raise LMError(
+            f"the LSTM kernel on this {device.type} does not run in {requested}: use --precision fp32 or auto"
+        )
     return requested
 
 

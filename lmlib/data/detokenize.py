@@ -5,6 +5,7 @@ basic_english lowercases and splits off punctuation and ASCII apostrophes ("don'
 contractions, attach quotes to their words, and capitalise sentences and "I". (Proper
 nouns stay lowercase: the tokenizer threw their capitals away.)
 """
+
 from __future__ import annotations
 
 _NO_SPACE_BEFORE = {".", ",", "!", "?", ")", ";", ":", "”", "’"}
@@ -44,7 +45,7 @@ def _capitalised(token: str, capitalise: bool) -> tuple[str, bool]:
     """Capitalise the first letter of a sentence (after any opening quote) and the word "i"."""
     if token == "i":
         return "I", False
-    lead = 1 if token[:1] in "“‘\"" else 0
+    lead = 1 if token[:1] in '“‘"' else 0
     if capitalise and token[lead : lead + 1].isalpha():
         return token[:lead] + token[lead].upper() + token[lead + 1 :], False
     return token, capitalise

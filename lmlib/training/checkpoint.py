@@ -3,6 +3,7 @@
 A checkpoint is ONE file (written atomically), so model, optimiser, RNG and loop state
 can never be out of step with each other.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_path
-from .errors import LMError
+from lmlib.atomic import atomic_path
+from lmlib.errors import LMError
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
@@ -67,11 +68,13 @@ def load_model_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
     wrong = [n for n in expected if n in tensors and tensors[n].shape != expected[n].shape]
     if missing or unexpected or wrong:
         detail = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"missing {missing[:3]}" if missing else "",
                 f"unexpected {unexpected[:3]}" if unexpected else "",
                 ", ".join(f"{n} is {tuple(tensors[n].shape)} not {tuple(expected[n].shape)}" for n in wrong[:3]),
-            ) if part
+            )
+            if part
         )
         raise LMError(
             f"weights in {source} do not fit this model ({detail}): the checkpoint comes from "

@@ -6,6 +6,7 @@
 With every AWD switch off this is exactly the original study's model: embedding -> dropout
 -> nn.LSTM(num_layers, dropout between layers, batch_first) -> dropout -> linear.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import RunConfig
-from .regularize import (
-    SequenceDropout, WeightDropLSTM, activation_regularization, embedding_dropout,
+from lmlib.config import RunConfig
+from lmlib.model.regularize import (
+    SequenceDropout,
+    WeightDropLSTM,
+    activation_regularization,
+    embedding_dropout,
     temporal_activation_regularization,
 )
 
@@ -51,11 +55,16 @@ class LSTMLanguageModel(nn.Module):
         if not c.uses_per_layer_lstms:
             # The original: one multi-layer nn.LSTM with (standard) dropout between layers.
             between = c.dropout_hidden if c.num_layers > 1 else 0.0
-            return [WeightDropLSTM(c.emb_dim, c.hid_dim, c.num_layers, dropout=between,
-                                   batch_first=True, weight_drop=c.weight_drop)]
+            return [
+                WeightDropLSTM(
+                    c.emb_dim, c.hid_dim, c.num_layers, dropout=between, batch_first=True, weight_drop=c.weight_drop
+                )
+            ]
         sizes = [c.emb_dim] + [c.hid_dim] * (c.num_layers - 1) + [self.out_dim]
-        return [WeightDropLSTM(sizes[i], sizes[i + 1], 1, batch_first=True, weight_drop=c.weight_drop)
-                for i in range(c.num_layers)]
+        return [
+            WeightDropLSTM(sizes[i], sizes[i + 1], 1, batch_first=True, weight_drop=c.weight_drop)
+            for i in range(c.num_layers)
+        ]
 
     def _init_weights(self) -> None:
         c = self.config
@@ -82,8 +91,10 @@ class LSTMLanguageModel(nn.Module):
         """Zero (h, c) states for a batch."""
         device = device or self.embedding.weight.device
         return [
-            (torch.zeros(rnn.num_layers, batch_size, rnn.hidden_size, device=device),
-             torch.zeros(rnn.num_layers, batch_size, rnn.hidden_size, device=device))
+            (
+                torch.zeros(rnn.num_layers, batch_size, rnn.hidden_size, device=device),
+                torch.zeros(rnn.num_layers, batch_size, rnn.hidden_size, device=device),
+            )
             for rnn in self.rnns
         ]
 

@@ -7,13 +7,14 @@ The panel only builds controls and wires them ("Separating concerns", jupyter-wi
 tutorial): the model work is done by `stream(run, prompt, **keywords)` and
 `next_words(run, prompt, k)`, so tests drive it headless with `.value` and `.click()`.
 """
+
 from __future__ import annotations
 
 import html
 import secrets
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import ipywidgets as w
 
@@ -33,8 +34,10 @@ def tokens_html(prompt: str, tokens: Sequence[str], surprisals: Sequence[float] 
         if surprisals is None:
             words.append(html.escape(token))
         else:
-            words.append(f'<span title="{surprisals[i]:.1f} bits" style="background:'
-                         f'{surprise_colour(surprisals[i])}">{html.escape(token)}</span>')
+            words.append(
+                f'<span title="{surprisals[i]:.1f} bits" style="background:'
+                f'{surprise_colour(surprisals[i])}">{html.escape(token)}</span>'
+            )
     return f'<div class="lm-output"><b>{html.escape(prompt)}</b> {" ".join(words)}</div>'
 
 
@@ -55,8 +58,15 @@ def distribution_html(pairs: Iterable[tuple[str, float]]) -> str:
 class GenerationPanel:
     """Prompt, sampling controls, Generate/Stop, streamed output and the next-word chart."""
 
-    def __init__(self, stream: Callable, next_words: Callable, *, runs: Sequence[str] = ("model",),
-                 detokenize: Callable[[list[str]], str] | None = None, background: bool = True):
+    def __init__(
+        self,
+        stream: Callable,
+        next_words: Callable,
+        *,
+        runs: Sequence[str] = ("model",),
+        detokenize: Callable[[list[str]], str] | None = None,
+        background: bool = True,
+    ):
         self._stream, self._next_words, self._detokenize = stream, next_words, detokenize
         self._background = background  # False runs Generate in the caller's thread (tests)
         self._stop = threading.Event()
@@ -69,8 +79,13 @@ class GenerationPanel:
         wide = {"style": {"description_width": "7em"}}  # room for "Temperature" and "Max length"
         self.run = w.Dropdown(options=list(runs), description="Run", **wide)
         self.run.layout.display = None if len(runs) > 1 else "none"  # a picker only when there is a choice
-        self.prompt = w.Textarea(value="It is a truth universally acknowledged", description="Prompt", **wide,
-                                 continuous_update=False, layout=w.Layout(width="100%"))
+        self.prompt = w.Textarea(
+            value="It is a truth universally acknowledged",
+            description="Prompt",
+            **wide,
+            continuous_update=False,
+            layout=w.Layout(width="100%"),
+        )
         self.temperature = w.FloatSlider(value=0.8, min=0.1, max=1.5, step=0.05, description="Temperature", **wide)
         self.length = w.IntSlider(value=50, min=10, max=300, step=5, description="Max length", **wide)
         self.top_k = w.IntSlider(value=0, min=0, max=100, description="Top-k (0 off)", **wide)
@@ -90,14 +105,18 @@ class GenerationPanel:
         self.colour.observe(lambda _: self._render(final=self._thread is None), "value")
         self.generate_button.on_click(lambda _: self.generate())
         self.stop_button.on_click(lambda _: self._stop.set())
-        self.widget = w.VBox([
-            self.run, self.prompt,
-            w.HBox([self.temperature, self.length]),
-            w.HBox([self.top_k, self.top_p]),
-            w.HBox([self.seed, self.random_seed, self.colour]),
-            w.HBox([self.generate_button, self.stop_button, self.status]),
-            self.output, self.distribution,
-        ])
+        self.widget = w.VBox(
+            [
+                self.run,
+                self.prompt,
+                w.HBox([self.temperature, self.length]),
+                w.HBox([self.top_k, self.top_p]),
+                w.HBox([self.seed, self.random_seed, self.colour]),
+                w.HBox([self.generate_button, self.stop_button, self.status]),
+                self.output,
+                self.distribution,
+            ]
+        )
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
@@ -118,14 +137,20 @@ class GenerationPanel:
             return
         seed = secrets.randbelow(2**31) if self.random_seed.value else self.seed.value
         self.seed.value = seed  # shown, so a random result can be repeated
-        keywords = dict(max_new_tokens=self.length.value, temperature=self.temperature.value,
-                        top_k=self.top_k.value, top_p=self.top_p.value, seed=seed)
+        keywords = dict(
+            max_new_tokens=self.length.value,
+            temperature=self.temperature.value,
+            top_k=self.top_k.value,
+            top_p=self.top_p.value,
+            seed=seed,
+        )
         self._stop.clear()
         self.tokens, self.surprisals, self.text, self._prompt = [], [], "", self.prompt.value
         self.generate_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "generating…"
-        self._thread = threading.Thread(target=self._work, args=(self.run.value, self.prompt.value, keywords),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=(self.run.value, self.prompt.value, keywords), daemon=True
+        )
         if self._background:
             self._thread.start()  # the kernel stays free to receive the Stop click
         else:
@@ -148,8 +173,9 @@ class GenerationPanel:
                 self.surprisals.append(float(item.surprisal))
                 self._render(final=False)
             self.text = self._detokenize_all(prompt)
-            self.status.value = (f"{how}: {len(self.tokens)} words, temperature {keywords['temperature']:.2f}, "
-                                 f"seed {keywords['seed']}")
+            self.status.value = (
+                f"{how}: {len(self.tokens)} words, temperature {keywords['temperature']:.2f}, seed {keywords['seed']}"
+            )
         except Exception as err:  # noqa: BLE001 - shown in the panel; a thread would swallow it
             self.status.value = f'<span style="color:#c00">error: {html.escape(str(err))}</span>'
         finally:
@@ -160,7 +186,7 @@ class GenerationPanel:
     def _detokenize_all(self, prompt: str) -> str:
         if self._detokenize is None:
             return prompt + " " + " ".join(self.tokens)
-        from .tokenize import basic_english
+        from lmlib.data.tokenize import basic_english
 
         return self._detokenize(basic_english(prompt) + self.tokens)
 
@@ -175,8 +201,8 @@ class GenerationPanel:
 
 def choose_runs(runs_root: str | Path = "runs", run_name: str = "") -> list[Path]:
     """Finished runs under `runs_root`, best (lowest valid perplexity) first; `run_name` first if given."""
-    from .errors import LMError
-    from .runs import list_runs, read_results
+    from lmlib.errors import LMError
+    from lmlib.training.runs import list_runs, read_results
 
     def valid_ppl(run: Path) -> float:
         value = (read_results(run) or {}).get("valid_ppl")
@@ -187,16 +213,18 @@ def choose_runs(runs_root: str | Path = "runs", run_name: str = "") -> list[Path
         named = [run for run in runs if run.name == run_name]
         if not named:
             found = ", ".join(run.name for run in runs) or "none"
-            raise LMError(f"no finished run {run_name!r} under {runs_root} (found: {found}); "
-                          "train it first (notebook 02) or leave run_name empty for the best run")
+            raise LMError(
+                f"no finished run {run_name!r} under {runs_root} (found: {found}); "
+                "train it first (notebook 02) or leave run_name empty for the best run"
+            )
         runs = named + [run for run in runs if run.name != run_name]
     return runs
 
 
 def panel_for_runs(run_dirs: Sequence[str | Path], **options) -> GenerationPanel:
     """A panel over trained runs, named by folder; each run's model is loaded on first use."""
-    from .detokenize import detokenize
-    from .generate import Generator
+    from lmlib.data.detokenize import detokenize
+    from lmlib.generate import Generator
 
     paths = {Path(d).name: Path(d) for d in run_dirs}
     loaded: dict[str, object] = {}

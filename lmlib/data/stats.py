@@ -1,11 +1,12 @@
 """Corpus statistics as pandas DataFrames (for the CLI, the notebooks and the report)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .splits import Prepared
-from .vocab import EOS
+from lmlib.data.splits import Prepared
+from lmlib.data.vocab import EOS
 
 
 def summary(prepared: Prepared) -> dict:
@@ -80,7 +81,9 @@ def statistics(prepared: Prepared) -> pd.DataFrame:
     books.insert(0, "part", "book")
     splits = split_table(prepared).reset_index().rename(columns={"split": "name"})
     splits.insert(0, "part", "split")
-    vocab = pd.DataFrame([{"part": "vocabulary", "name": f"min_freq={prepared.min_freq}", "tokens": len(prepared.vocab)}])
+    vocab = pd.DataFrame(
+        [{"part": "vocabulary", "name": f"min_freq={prepared.min_freq}", "tokens": len(prepared.vocab)}]
+    )
     return pd.concat([books, splits, vocab], ignore_index=True)
 
 
@@ -95,7 +98,8 @@ def format_report(prepared: Prepared, top: int = 10) -> str:
     s = summary(prepared)
     lines = [
         f"corpus {s['corpus']}  protocol {s['protocol']}  min_freq {s['min_freq']}",
-        f"tokens {s['tokens']:,}  (train {s['train_tokens']:,} / valid {s['valid_tokens']:,} / test {s['test_tokens']:,})",
+        f"tokens {s['tokens']:,}  "
+        f"(train {s['train_tokens']:,} / valid {s['valid_tokens']:,} / test {s['test_tokens']:,})",
         f"vocabulary {s['vocab_size']:,}",
         "",
     ]

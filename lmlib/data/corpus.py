@@ -7,6 +7,7 @@ Four kinds:
     already tokenized: split on whitespace, `<eos>` at each line end;
   * any `.txt` file or folder of `.txt` files.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,12 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LMError
+from lmlib import paths
+from lmlib.errors import LMError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = PACKAGE_ROOT / "data"
-AUSTEN_DIR = DATA_DIR / "austen"
-HPD_DIR = DATA_DIR / "hpd"
 SPLIT_NAMES = ("train", "valid", "test")
 # WikiText ships wiki.train.tokens, PTB ships ptb.train.txt: accept these spellings.
 _SPLIT_FILE_PATTERNS = ("{split}.txt", "ptb.{split}.txt", "wiki.{split}.tokens", "{split}.tokens")
@@ -59,7 +57,7 @@ def load_corpus(name_or_path: str | os.PathLike) -> Corpus:
     if key == "austen":
         return load_austen()
     if key == "hpd":
-        return load_hpd(HPD_DIR)
+        return load_hpd(paths.hpd_dir())
     path = Path(key).expanduser()
     if not path.exists():
         if os.sep not in key and "." not in key:
@@ -93,11 +91,12 @@ def read_text(path: Path) -> str:
 
 def load_austen() -> Corpus:
     """The embedded default: the six novels, one document each, in publication order."""
-    files = sorted(AUSTEN_DIR.glob("*.txt.gz"), key=lambda p: _leading_number(p.name))
+    folder = paths.austen_dir()
+    files = sorted(folder.glob("*.txt.gz"), key=lambda p: _leading_number(p.name))
     if len(files) != 6:
-        raise LMError(f"the embedded corpus in {AUSTEN_DIR} is incomplete: reinstall the project")
+        raise LMError(f"the embedded corpus in {folder} is incomplete: reinstall the project")
     documents = tuple(Document(_title_from_stem(f.name), read_text(f)) for f in files)
-    return Corpus("austen", str(AUSTEN_DIR), documents)
+    return Corpus("austen", str(folder), documents)
 
 
 def load_hpd(root: str | os.PathLike) -> Corpus:

@@ -1,0 +1,1 @@
+"""The model: LSTMLanguageModel (lstm.py) and the AWD-LSTM regularisers (regularize.py)."""

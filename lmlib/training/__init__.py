@@ -1,0 +1,1 @@
+"""Training: device and precision, checkpoints, run directories, evaluation, optimisers, the loop."""
