@@ -19,11 +19,14 @@ import torch
 
 from lmlib.data.detokenize import detokenize
 from lmlib.data.tokenize import basic_english
-from lmlib.data.vocab import EOS, UNK, Vocab
+from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel
 
-MAX_NEW_TOKENS = 1000  # documented cap on one request
+MAX_NEW_TOKENS = 1000  # the library's cap on one generation
+# The interactive front-ends' default cap (the panel's length slider, the web app's limit, the
+# page's slider via /health): enough for a paragraph, short enough to stay responsive on a CPU.
+INTERACTIVE_MAX_NEW_TOKENS = 300
 LOG2E = 1 / math.log(2)
 
 
@@ -61,19 +64,20 @@ class Generator:
     """A model and its vocabulary, ready to generate. Safe to share between threads:
     every call keeps its own hidden state and random generator."""
 
-    def __init__(self, model: LSTMLanguageModel, vocab: Vocab, device: str | torch.device = "cpu"):
+    def __init__(self, model: LSTMLanguageModel, vocab: Vocab, device: str | torch.device | None = None):
         if model.vocab_size != len(vocab):
             raise LMError(f"the model has {model.vocab_size} output words but the vocabulary {len(vocab)}")
-        self.device = torch.device(device)
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.vocab = vocab
 
     @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    def from_run(cls, run_dir: str | os.PathLike, device: str = "auto") -> Generator:
+        """Load a run's best weights; `auto` takes the GPU when there is one, as training does."""
         from lmlib.training.runs import load_model
 
         model, vocab, _ = load_model(Path(run_dir), device)
-        return cls(model, vocab, device)
+        return cls(model, vocab)
 
     def prompt_tokens(self, prompt: str) -> list[str]:
         if not isinstance(prompt, str):
@@ -138,7 +142,7 @@ class Generator:
         produced = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
         prompt_tokens = self.prompt_tokens(prompt)
         tokens = [t.token for t in produced]
-        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], detokenize(prompt_tokens + tokens))
+        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], readable(prompt, tokens))
 
     @torch.inference_mode()
     def next_word_distribution(self, prompt: str, k: int = 10) -> list[tuple[str, float]]:
@@ -148,6 +152,11 @@ class Generator:
         log_probs, _ = self._read_prompt(self.prompt_tokens(prompt))
         values, indices = log_probs.exp().topk(min(k, len(self.vocab)))
         return [(self.vocab.itos[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
+
+
+def readable(prompt: str, tokens: list[str]) -> str:
+    """The prompt (read as the model reads it) and its continuation as one readable text."""
+    return detokenize(basic_english(prompt) + list(tokens))
 
 
 @contextmanager
@@ -181,30 +190,3 @@ def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float
         logits[order[drop]] = -math.inf
     probs = torch.softmax(logits, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))
-
-
-def generate(
-    run_or_model,
-    prompt: str,
-    max_new_tokens: int = 50,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
-    vocab: Vocab | None = None,
-) -> Generation:
-    """Convenience: generate from a run directory, a Generator, or (model, vocab=...)."""
-    if isinstance(run_or_model, Generator):
-        generator = run_or_model
-    elif isinstance(run_or_model, (str, os.PathLike)):
-        generator = Generator.from_run(run_or_model)
-    elif isinstance(run_or_model, LSTMLanguageModel):
-        if vocab is None:
-            raise LMError("generate(model, ...) needs vocab=...")
-        generator = Generator(run_or_model, vocab, next(run_or_model.parameters()).device)
-    else:
-        raise LMError(f"generate() takes a run directory, a Generator or a model, not {type(run_or_model).__name__}")
-    return generator.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)
-
-
-__all__ = ["Generator", "Generation", "GeneratedToken", "generate", "sample", "MAX_NEW_TOKENS", "EOS", "UNK"]

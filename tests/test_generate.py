@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lmlib.errors import LMError
-from lmlib.generate import MAX_NEW_TOKENS, Generator, generate, sample
+from lmlib.generate import MAX_NEW_TOKENS, Generator, readable, sample
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,11 @@ def test_bad_sampling_values_are_clear_errors(generator, kwargs, message):
         generator.generate("she", **{"max_new_tokens": 5, **kwargs})
 
 
-def test_module_level_generate_takes_a_run_dir(smoke_run):
-    assert (
-        generate(smoke_run, "she", 5, temperature=0).tokens == generate(str(smoke_run), "she", 5, temperature=0).tokens
-    )
+def test_from_run_takes_a_path_or_a_string_and_follows_the_auto_device(smoke_run):
+    by_path, by_text = Generator.from_run(smoke_run), Generator.from_run(str(smoke_run))
+    assert by_path.generate("she", 5, temperature=0).tokens == by_text.generate("she", 5, temperature=0).tokens
+    assert by_path.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_readable_joins_the_prompt_and_the_continuation():
+    assert readable("It's late", ["she", "said", "."]) == "It's late she said."

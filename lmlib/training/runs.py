@@ -27,6 +27,7 @@ from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel
 from lmlib.training.checkpoint import load_model_tensors, load_tensors
+from lmlib.training.device import resolve_device
 
 METRIC_COLUMNS = [
     "epoch",
@@ -149,16 +150,19 @@ def list_runs(root: str | os.PathLike = "runs") -> list[Path]:
 
 
 def load_model(
-    run_dir: str | os.PathLike, device: str | torch.device = "cpu"
+    run_dir: str | os.PathLike, device: str | torch.device = "auto"
 ) -> tuple[LSTMLanguageModel, Vocab, RunConfig]:
-    """The best-validation model of a run, in eval mode, with its vocabulary and config."""
+    """The best-validation model of a run, in eval mode, with its vocabulary and config.
+
+    `device` follows training's rule: `auto` is the GPU when there is one, else the CPU.
+    """
     paths = RunPaths(Path(run_dir))
     config, _ = read_config(run_dir)
     vocab = Vocab.load(paths.vocab)
     model = LSTMLanguageModel(len(vocab), config)
     tensors, _ = load_tensors(paths.model)
     load_model_tensors(model, tensors, str(paths.model))
-    return model.to(device).eval(), vocab, config
+    return model.to(resolve_device(str(device))).eval(), vocab, config
 
 
 def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
