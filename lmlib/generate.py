@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ class Generator:
         # On CPU, PyTorch's oneDNN LSTM kernel costs ~55 ms per one-token call at 1024 wide
         # against ~6 ms for the native one (benchmarks/generation.py); it only pays off on
         # long sequences. The switch is process-wide, so it is held per call, not per stream.
-        return _without_onednn() if self.device.type == "cpu" else nullcontext()
+        return _WITHOUT_ONEDNN if self.device.type == "cpu" else nullcontext()
 
     @torch.inference_mode()
     def _read_prompt(self, tokens: list[str]):
@@ -159,14 +160,33 @@ def readable(prompt: str, tokens: list[str]) -> str:
     return detokenize(basic_english(prompt) + list(tokens))
 
 
-@contextmanager
-def _without_onednn():
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
+class _OneDNNOff:
+    """Switch oneDNN off while any generation runs; restore the flag when the last one ends.
+
+    torch.backends.mkldnn.enabled is one flag for the whole process. Saving and restoring it
+    per call is wrong with threads (the web app, the panel): two overlapping calls could
+    restore each other's "off" and leave oneDNN off for good, which changes the kernels (and
+    the last bits of the numbers) of any training that runs later in the process.
+    """
+
+    def __init__(self):
+        self._lock, self._users, self._saved = threading.Lock(), 0, True
+
+    def __enter__(self):
+        with self._lock:
+            if self._users == 0:
+                self._saved = torch.backends.mkldnn.enabled
+                torch.backends.mkldnn.enabled = False
+            self._users += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                torch.backends.mkldnn.enabled = self._saved
+
+
+_WITHOUT_ONEDNN = _OneDNNOff()
 
 
 def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator) -> int:

@@ -103,3 +103,22 @@ def test_from_run_takes_a_path_or_a_string_and_follows_the_auto_device(smoke_run
 
 def test_readable_joins_the_prompt_and_the_continuation():
     assert readable("It's late", ["she", "said", "."]) == "It's late she said."
+
+
+def test_overlapping_generations_leave_onednn_as_they_found_it(generator):
+    import threading
+
+    before = torch.backends.mkldnn.enabled
+    start = threading.Barrier(4)
+
+    def work(seed):
+        start.wait()
+        for _ in range(3):
+            generator.generate("she", 5, seed=seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert torch.backends.mkldnn.enabled == before
