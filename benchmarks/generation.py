@@ -41,7 +41,9 @@ def build_models(size: tuple[int, int, int], vocab_size: int):
     emb, hid, layers = size
     torch.manual_seed(0)
     ref = reference.OriginalLSTM(vocab_size, emb, hid, layers, 0.65).eval()
-    ours = LSTMLanguageModel(vocab_size, get_preset("original", emb_dim=emb, hid_dim=hid, num_layers=layers)).eval()
+    ours = LSTMLanguageModel(
+        vocab_size, get_preset("original", emb_dim=emb, hid_dim=hid, num_layers=layers).model
+    ).eval()
     state = {"embedding.weight": ref.embedding.weight, "decoder.weight": ref.fc.weight, "decoder.bias": ref.fc.bias}
     state.update({f"rnns.0.{name}": p for name, p in ref.lstm.named_parameters()})
     ours.load_state_dict(state)

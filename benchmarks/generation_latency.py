@@ -107,10 +107,10 @@ def main(argv=None) -> list[dict]:
     torch.set_num_threads(threads)
     if not args.no_web:
         rows.append(web(run_dir, args.words, args.repeat))
-    config, _ = read_config(run_dir)
+    model = read_config(run_dir)[0].model
     print(
         f"{args.words}-word generation, run {run_dir.name} "
-        f"(emb {config.emb_dim}, hidden {config.hid_dim} x {config.num_layers}), {args.repeat} repeats; "
+        f"(emb {model.emb_dim}, hidden {model.hid_dim} x {model.num_layers}), {args.repeat} repeats; "
         f"load average {load_before[0]:.1f}"
     )
     common.print_table(rows)

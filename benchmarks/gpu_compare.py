@@ -55,7 +55,7 @@ def run_variant(name: str, size, vocab_size: int, ids: torch.Tensor, device: tor
     torch.manual_seed(1234)
     variant, precision = build(name, size, vocab_size, ids, device)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    steps = (variant.data.size(1) - 1) // variant.config.bptt  # full windows, as the original trimmed
+    steps = (variant.data.size(1) - 1) // variant.config.train.bptt  # full windows, as the original trimmed
     seconds = []
     for _ in range(epochs):
         variant.column = variant.data.size(1)  # start the epoch from column 0 with a fresh state
@@ -63,7 +63,7 @@ def run_variant(name: str, size, vocab_size: int, ids: torch.Tensor, device: tor
         started = time.perf_counter()
         variant.run(steps, sync)
         seconds.append(time.perf_counter() - started)
-    tokens = steps * variant.data.size(0) * variant.config.bptt
+    tokens = steps * variant.data.size(0) * variant.config.train.bptt
     row = {
         "variant": name,
         "precision": precision,
@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = tuple(int(n) for n in args.size.split("x"))
     prepared = prepare(load_corpus(args.corpus))
-    ids = torch.as_tensor(prepared.train, dtype=torch.long)
+    ids = torch.as_tensor(prepared.splits["train"], dtype=torch.long)
     ids = ids[: args.subset_tokens] if args.subset_tokens else ids
     rows = [run_variant(name, size, len(prepared.vocab), ids, device, args.epochs) for name in args.variants.split(",")]
     for row in rows:

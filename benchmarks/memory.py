@@ -57,13 +57,13 @@ def child(recipe: str, minutes: float, width: int, subset_tokens: int, threads: 
         torch.set_num_threads(threads)
     sizes = {"emb_dim": width, "hid_dim": width} if width else {}
     cpu = get_preset("cpu", **sizes)
-    common_fields = dict(max_minutes=minutes, subset_tokens=subset_tokens, checkpoint_minutes=0.0)
+    common_fields = dict(max_minutes=minutes, subset_tokens=subset_tokens or None, checkpoint_minutes=None)
     config = (
         cpu.replace(**common_fields)
         if recipe == "cpu"
-        else get_preset("original", emb_dim=cpu.emb_dim, hid_dim=cpu.hid_dim, **common_fields)
+        else get_preset("original", emb_dim=cpu.model.emb_dim, hid_dim=cpu.model.hid_dim, **common_fields)
     )
-    prepared = prepare(load_corpus(config.corpus))
+    prepared = prepare(load_corpus(config.data.corpus))
     gc.collect()
     reset = _reset_peak()
     before = _status_kib("VmRSS")
@@ -73,9 +73,9 @@ def child(recipe: str, minutes: float, width: int, subset_tokens: int, threads: 
     training_peak = _status_kib("VmHWM") if reset else process_peak
     return {
         "recipe": recipe,
-        "width": config.hid_dim,
-        "batch": f"{config.batch_size}x{config.bptt}",
-        "adaptive_softmax": config.adaptive_softmax,
+        "width": config.model.hid_dim,
+        "batch": f"{config.train.batch_size}x{config.train.bptt}",
+        "adaptive_softmax": config.model.adaptive_softmax,
         "rss_before_training_mib": (before or 0) / 1024,
         "peak_training_mib": (training_peak or 0) / 1024,
         "peak_process_mib": process_peak / 1024,

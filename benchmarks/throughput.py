@@ -7,7 +7,7 @@ default corpus's training split) and its vocabulary:
 
   reference   benchmarks/reference.py: the original's model and train step, `.item()` every step
   identical   lmlib with the `original` preset at this size: the same maths through
-              LSTMLanguageModel + Optimization.step (loss summed on the device, no sync per step)
+              LSTMLanguageModel + UpdateRule.step (loss summed on the device, no sync per step)
   cpu recipe  lmlib with the `cpu` preset's choices at this size (softmax head, dropout kind,
               regularisers, its own batch size and BPTT length), in the preset's `mixed`
               precision (bf16 autocast on a CPU with bf16 instructions) and, where that
@@ -41,10 +41,10 @@ from lmlib.config import RunConfig
 from lmlib.data.batching import batchify
 from lmlib.data.corpus import load_corpus
 from lmlib.data.splits import prepare
-from lmlib.model.lstm import LSTMLanguageModel, resolve_cutoffs
+from lmlib.model.lstm import LSTMLanguageModel, lstm_sizes, resolve_cutoffs
 from lmlib.presets import get_preset
 from lmlib.training.device import resolve_precision
-from lmlib.training.optim import Optimization
+from lmlib.training.optim import UpdateRule
 
 TARGET_IDENTICAL, TARGET_RECIPE, TARGET_EFFICIENCY = 0.95, 2.5, 0.5
 
@@ -62,21 +62,15 @@ TARGET_IDENTICAL, TARGET_RECIPE, TARGET_EFFICIENCY = 0.95, 2.5, 0.5
 # gradient and one for the weight gradient per forward product.
 
 
-def lstm_sizes(config: RunConfig) -> list[tuple[int, int]]:
-    """(input, hidden) of each LSTM layer, as LSTMLanguageModel builds them."""
-    out = config.emb_dim if config.tie_weights else config.hid_dim
-    sizes = [config.emb_dim] + [config.hid_dim] * (config.num_layers - 1) + [out]
-    return list(zip(sizes[:-1], sizes[1:]))
-
-
 def train_flops_per_token(config: RunConfig, vocab_size: int, target_ids: torch.Tensor) -> float:
     """Matrix-product FLOPs of one training step per token (see the comment above)."""
-    forward = sum(2 * 4 * h * (n_in + h) for n_in, h in lstm_sizes(config))
-    d = config.emb_dim if config.tie_weights else config.hid_dim
-    if not config.adaptive_softmax:
+    model = config.model
+    forward = sum(2 * 4 * h * (n_in + h) for n_in, h in lstm_sizes(model))  # the sizes the model builds
+    d = model.emb_dim if model.tie_weights else model.hid_dim
+    if not model.adaptive_softmax:
         forward += 2 * d * vocab_size
     else:
-        cutoffs = list(resolve_cutoffs(vocab_size, config.cutoffs)) + [vocab_size]
+        cutoffs = list(resolve_cutoffs(vocab_size, model.cutoffs)) + [vocab_size]
         forward += 2 * d * (cutoffs[0] + len(cutoffs) - 1)
         for i in range(len(cutoffs) - 1):
             d_i = int(d // 4 ** (i + 1))  # div_value=4, as in lmlib.model.lstm
@@ -104,7 +98,7 @@ class Variant:
 
     def run(self, steps: int, sync: Callable[[], None]) -> float:
         """Train `steps` windows; return tokens per second."""
-        bptt = self.config.bptt
+        bptt = self.config.train.bptt
         tokens = 0
         started = time.perf_counter()
         for _ in range(steps):
@@ -123,14 +117,15 @@ class Variant:
 def reference_variant(size: tuple[int, int, int], vocab_size: int, ids: torch.Tensor, device) -> Variant:
     config = get_preset("original", emb_dim=size[0], hid_dim=size[1], num_layers=size[2], device=device.type)
     model, optimizer, criterion = reference.make_training(vocab_size, *size, device)
-    data = reference.get_data(ids, config.batch_size)  # stays on the CPU, as the original's did
-    state = {"hidden": model.init_hidden(config.batch_size, device)}
+    batch = config.train.batch_size
+    data = reference.get_data(ids, batch)  # stays on the CPU, as the original's did
+    state = {"hidden": model.init_hidden(batch, device)}
 
     def step(x, y, restart):
         if restart:
-            state["hidden"] = model.init_hidden(config.batch_size, device)
+            state["hidden"] = model.init_hidden(batch, device)
         x, y = x.to(device), y.to(device)  # the original copied each window to the device
-        _, state["hidden"] = reference.train_step(model, optimizer, criterion, x, y, state["hidden"], config.clip)
+        _, state["hidden"] = reference.train_step(model, optimizer, criterion, x, y, state["hidden"], config.train.clip)
 
     model.train()
     return Variant("reference", config, data, step)
@@ -139,19 +134,20 @@ def reference_variant(size: tuple[int, int, int], vocab_size: int, ids: torch.Te
 def lmlib_variant(
     name: str, config: RunConfig, vocab_size: int, ids: torch.Tensor, device, precision: str = "fp32"
 ) -> Variant:
-    model = LSTMLanguageModel(vocab_size, config).to(device)
-    opt = Optimization(config, model, device, precision)
-    data = batchify(ids, config.batch_size).to(device)
+    model = LSTMLanguageModel(vocab_size, config.model).to(device)
+    rule = UpdateRule(config.train, model, device, precision)
+    batch = config.train.batch_size
+    data = batchify(ids, batch).to(device)
     state = {
-        "hidden": model.init_hidden(config.batch_size, device),
+        "hidden": model.init_hidden(batch, device),
         "loss": torch.zeros((), dtype=torch.float64, device=device),
     }
 
     def step(x, y, restart):  # as lmlib.training.loop's inner loop
         if restart:
-            state["hidden"] = model.init_hidden(config.batch_size, device)
+            state["hidden"] = model.init_hidden(batch, device)
         hidden = model.detach_hidden(state["hidden"])
-        nll, state["hidden"] = opt.step(x, y, hidden)
+        nll, state["hidden"] = rule.step(x, y, hidden)
         state["loss"] += nll.detach().double() * y.numel()  # summed on the device: no sync
 
     model.train()
@@ -161,7 +157,7 @@ def lmlib_variant(
 def make_variants(size, vocab_size: int, ids: torch.Tensor, device, recipe: str = "cpu") -> list[Variant]:
     emb, hid, layers = size
     recipe_config = get_preset(recipe, emb_dim=emb, hid_dim=hid, num_layers=layers)
-    precision = resolve_precision(recipe_config.precision, device)
+    precision = resolve_precision(recipe_config.runtime.precision, device)
     variants = [
         reference_variant(size, vocab_size, ids, device),
         lmlib_variant(
@@ -224,7 +220,7 @@ def summarise(size, variants: list[Variant], peaks: dict[str, list[float]]) -> l
                 "size": "x".join(map(str, size)),
                 "variant": v.name,
                 "precision": v.precision,
-                "batch": f"{v.data.size(0)}x{v.config.bptt}",
+                "batch": f"{v.data.size(0)}x{v.config.train.bptt}",
                 "tokens_per_s": statistics.median(v.speeds),
                 "ratio": statistics.median(ratios),
                 "gflop_per_token": v.flops_per_token / 1e9,
@@ -241,7 +237,7 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
 
 def load_ids(subset_tokens: int):
     prepared = prepare(load_corpus("austen"))
-    ids = torch.as_tensor(prepared.train, dtype=torch.long)
+    ids = torch.as_tensor(prepared.splits["train"], dtype=torch.long)
     return (ids[:subset_tokens] if subset_tokens else ids), len(prepared.vocab)
 
 

@@ -18,7 +18,6 @@ that got less of the CPU shows it there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import tempfile
@@ -33,7 +32,7 @@ from lmlib.data.splits import prepare
 from lmlib.presets import get_preset
 from lmlib.training.device import resolve_precision
 from lmlib.training.loop import train
-from lmlib.training.runs import RunPaths, read_metric_rows
+from lmlib.training.runs import RunPaths, read_config, read_metric_rows
 
 TARGET_IMPROVEMENT = 0.20  # cpu preset's test perplexity at least 20% lower
 
@@ -43,21 +42,21 @@ def configs(minutes: float, width: int, subset_tokens: int) -> dict:
     cpu = get_preset(
         "cpu",
         max_minutes=minutes,
-        subset_tokens=subset_tokens,
-        checkpoint_minutes=0.0,
+        subset_tokens=subset_tokens or None,
+        checkpoint_minutes=None,
         **({"emb_dim": width, "hid_dim": width} if width else {}),
     )
     original = get_preset(
         "original",
-        emb_dim=cpu.emb_dim,
-        hid_dim=cpu.hid_dim,
+        emb_dim=cpu.model.emb_dim,
+        hid_dim=cpu.model.hid_dim,
         max_minutes=minutes,
-        subset_tokens=subset_tokens,
-        checkpoint_minutes=0.0,
+        subset_tokens=subset_tokens or None,
+        checkpoint_minutes=None,
         precision="fp32",
     )
     chosen = {"original": original, "cpu": cpu}
-    if resolve_precision(cpu.precision, torch.device("cpu")) != "fp32":
+    if resolve_precision(cpu.runtime.precision, torch.device("cpu")) != "fp32":
         chosen["cpu-fp32"] = cpu.replace(precision="fp32")
     return chosen
 
@@ -73,9 +72,9 @@ def run_one(name: str, config, run_dir: Path, prepared) -> dict:
     curve = [
         {
             "epoch": float(r["epoch"]),
-            "elapsed_s": float(r["elapsed_s"]),
+            "wall_seconds": float(r["wall_seconds"]),
             "valid_ppl": float(r["valid_ppl"]),
-            "tokens_per_s": float(r["tokens_per_s"]),
+            "train_tokens_per_s": float(r["train_tokens_per_s"]),
         }
         for r in read_metric_rows(RunPaths(run_dir))
     ]
@@ -85,7 +84,7 @@ def run_one(name: str, config, run_dir: Path, prepared) -> dict:
         f"{wall:.0f} s wall, {cpu_seconds:.0f} s CPU",
         flush=True,
     )
-    precision = json.loads(RunPaths(run_dir).config.read_text())["data"]["precision"]
+    precision = read_config(run_dir)[1]["resolved_precision"]
     return {
         "config": config.to_dict(),
         "precision": precision,
@@ -113,7 +112,7 @@ def plot(runs: dict, minutes: float, path: Path) -> None:
         "cpu-fp32": "cpu preset, fp32",
     }
     for name, run in runs.items():
-        xs = [p["elapsed_s"] / 60 for p in run["curve"]]
+        xs = [p["wall_seconds"] / 60 for p in run["curve"]]
         ys = [p["valid_ppl"] for p in run["curve"]]
         test = run["results"]["test_ppl"]
         ax.plot(xs, ys, marker="o", label=f"{labels.get(name, name)} (test {test:.0f})")
@@ -131,7 +130,7 @@ def plot(runs: dict, minutes: float, path: Path) -> None:
         ax.set_yticks(ticks)
     ax.set_xlabel("wall-clock minutes from the start (earlier validations included)")
     ax.set_ylabel("validation perplexity")
-    width = runs["cpu"]["config"]["hid_dim"]
+    width = runs["cpu"]["config"]["model"]["hid_dim"]
     ax.set_title(f"Same width ({width}), same {minutes:g}-minute budget")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
@@ -177,9 +176,9 @@ def main(argv=None) -> dict:
         {
             "recipe": name,
             "precision": run["precision"],
-            "width": run["config"]["hid_dim"],
+            "width": run["config"]["model"]["hid_dim"],
             "epochs": run["results"]["epochs_run"],
-            "tokens_per_s": run["results"]["tokens_per_s"],
+            "train_tokens_per_s": run["results"]["train_tokens_per_s"],
             "valid_ppl": run["results"]["valid_ppl"],
             "test_ppl": run["results"]["test_ppl"],
             "cpu_s": run["cpu_s"],

@@ -3,18 +3,21 @@
 The package is layered; a module imports only from its own layer or the ones above it in
 this list (tests/test_architecture.py checks it), and nothing heavy runs at import time:
 
-    errors, paths, atomic, config   the project's error type, file locations, atomic writes,
-                                    the run configuration (one frozen dataclass per concern)
+    errors, paths, atomic, checks   the project's error type, file locations, atomic writes and
+    config                          validation; the run configuration (a frozen dataclass per concern)
     data/       corpus, tokenize, detokenize, vocab, splits, prepared, stats, batching
     model/      lstm (LSTMLanguageModel), regularize (the AWD-LSTM regularisers)
     presets     named recipes built from config
-    training/   device, checkpoint, runs, evaluate, optim, loop (train)
+    training/   device, checkpoint, runs (run directories), evaluate, optim (UpdateRule),
+                session (a run's live objects, checkpoint and resume), loop (train)
     generate    sampling from a trained run
-    report/     profiles, compare, notebook, html, pipeline (the papermill report)
-    apps/       panel (ipywidgets), web (Flask)
-    cli         `python -m lmlib COMMAND`
+    report/     profiles (params/*.yaml), compare (records, table, curves), analysis (prose),
+                figures, notebook (helpers + results contract), outputs (git policy), html,
+                title, browser (headless Chromium), pipeline (papermill -> report.html)
+    apps/       panel (ipywidgets), web (Flask) and its static page
+    cli/        `python -m lmlib COMMAND`, one module per command
 
 Import what you need, e.g. `from lmlib.data.corpus import load_corpus`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

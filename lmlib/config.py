@@ -1,34 +1,59 @@
-"""One flat, frozen configuration for a run: data, model and training fields.
+"""The run configuration: one frozen dataclass per concern, composed into RunConfig.
 
-The same field names appear here, in the CLI flags (`--emb-dim`), in params/*.yaml, in the
-notebooks' parameters cells and in each run's config.json.
+    RunConfig
+      data     DataConfig      which corpus, split protocol, vocabulary cut, subset
+      model    ModelConfig     what LSTMLanguageModel builds (the only part the model receives)
+      train    TrainConfig     optimiser, schedule, batches, budgets, seed
+      runtime  RuntimeConfig   device, precision, checkpoint interval: where and how, not what
+
+The defaults are the original study's recipe. Field names are unique across the four, so
+one flat spelling, `hid_dim=512`, means the same in CLI flags (`--hid-dim`, `--set`),
+params/*.yaml, the notebooks' parameters and `RunConfig.replace`; config.json stores the
+nested form. "Not set" is always None (no budget, no clipping, no early stopping, ...).
+Old flat config.json files, where 0 meant "not set", still load (`RunConfig.from_dict`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from lmlib.checks import check_bool, check_choice, check_int, check_number, check_text, not_int
 from lmlib.errors import LMError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
+LR_SCHEDULES = ("plateau", "step", "none")
 INITS = ("original", "awd", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "mixed", "fp32", "fp16", "bf16")
+PROTOCOLS = ("original", "train-vocab", "by-book", "given")
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Every hyperparameter of a run. Defaults are the original study's recipe."""
+class DataConfig:
+    """The corpus and how it becomes a vocabulary and three splits."""
 
-    # --- data
-    corpus: str = "austen"
+    corpus: str = "austen"  # "austen" (embedded), "hpd" (your books), or a path
     protocol: str | None = None  # None: "original" for raw text, "given" for pre-split folders
     min_freq: int | None = None  # None: 3 (original), 1 (given)
-    subset_tokens: int = 0  # keep only the first N tokens of each split (0 = all); for smoke tests
+    subset_tokens: int | None = None  # keep only the first N tokens of each split (smoke tests)
 
-    # --- model (Merity et al. 2017 = "Regularizing and Optimizing LSTM Language Models")
+    def __post_init__(self):
+        check_text("corpus", self.corpus)
+        if self.protocol is not None:
+            check_choice("protocol", self.protocol, PROTOCOLS)
+        check_int("min_freq", self.min_freq, minimum=1, optional=True)
+        check_int("subset_tokens", self.subset_tokens, minimum=1, optional=True)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the network is (Merity et al. 2017, "Regularizing and Optimizing LSTM Language Models")."""
+
     emb_dim: int = 1024
     hid_dim: int = 1024
     num_layers: int = 2
@@ -43,119 +68,218 @@ class RunConfig:
     alpha: float = 0.0  # activation regularisation, AR (§4.6)
     beta: float = 0.0  # temporal activation regularisation, TAR (§4.6)
     adaptive_softmax: bool = False  # nn.AdaptiveLogSoftmaxWithLoss over frequency-sorted words
-    cutoffs: tuple[int, ...] = ()  # adaptive softmax cut-offs; () = automatic
+    cutoffs: tuple[int, ...] | None = None  # adaptive softmax cut-offs; None = automatic
 
-    # --- training
+    def __post_init__(self):
+        for name in ("emb_dim", "hid_dim", "num_layers"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_choice("init", self.init, INITS)
+        for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embedding", "weight_drop"):
+            check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
+        for name in ("locked_dropout", "tie_weights", "adaptive_softmax"):
+            check_bool(name, getattr(self, name))
+        check_number("alpha", self.alpha, low=0.0)
+        check_number("beta", self.beta, low=0.0)
+        if self.tie_weights and self.adaptive_softmax:
+            raise LMError("tie_weights and adaptive_softmax cannot be combined: choose one")
+        cutoffs = self.cutoffs or ()
+        if list(cutoffs) != sorted(set(cutoffs)) or any(not_int(c) or c <= 0 for c in cutoffs):
+            raise LMError(f"cutoffs must be increasing positive integers, got {self.cutoffs}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the model is trained: optimiser, learning-rate schedule, batches, budgets, seed."""
+
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 128
-    eval_batch_size: int = 0  # 0: same as batch_size (as the original evaluated)
+    eval_batch_size: int | None = None  # None: batch_size (as the original evaluated)
     bptt: int = 50
     variable_bptt: bool = False  # AWD-LSTM random sequence lengths (§4.1)
-    clip: float = 0.25  # max gradient norm; 0 = off
+    clip: float | None = 0.25  # max gradient norm; None: no clipping
     epochs: int = 50
-    max_minutes: float = 0.0  # wall-clock budget for training; 0 = none
-    lr_factor: float = 0.5  # ReduceLROnPlateau factor (original 0.5); 1.0 = no schedule
-    lr_patience: int = 0  # ReduceLROnPlateau patience (original 0)
-    lr_decay_start: int = 0  # >0: multiply lr by lr_factor every epoch from this one (Zaremba et al. 2014)
-    patience: int = 0  # early stopping after N epochs without improvement; 0 = off
+    max_minutes: float | None = None  # wall-clock budget for the run; None: none
+    lr_schedule: str = "plateau"  # "plateau": ReduceLROnPlateau (the original); "step": fixed decay; "none"
+    lr_factor: float = 0.5  # what the schedule multiplies the learning rate by
+    lr_patience: int = 0  # plateau: epochs without improvement before a cut (original 0)
+    lr_decay_start: int | None = None  # step: first epoch of lr x lr_factor per epoch (Zaremba et al. 2014)
+    patience: int | None = None  # early stopping after N epochs without improvement; None: off
     nonmono: int = 5  # NT-ASGD: switch to averaging when valid is worse than N epochs ago (§3)
     seed: int = 1234
-    device: str = "auto"
-    precision: str = (
-        "auto"  # auto: mixed on CUDA, fp32 on CPU; mixed: bf16/fp16 autocast where native (lmlib.training.device)
-    )
-    checkpoint_minutes: float = 5.0  # also checkpoint mid-epoch this often
 
     def __post_init__(self):
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("init", self.init, INITS)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("precision", self.precision, PRECISIONS)
-        for name in ("emb_dim", "hid_dim", "num_layers", "batch_size", "bptt", "epochs"):
-            _check_int(name, getattr(self, name), minimum=1)
-        for name in ("eval_batch_size", "subset_tokens", "lr_patience", "patience", "lr_decay_start", "seed"):
-            _check_int(name, getattr(self, name), minimum=0)
-        _check_int("nonmono", self.nonmono, minimum=1)
-        for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embedding", "weight_drop"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise LMError(f"{name} must be in [0, 1), got {value!r}")
-        for name in ("lr", "weight_decay", "clip", "max_minutes", "alpha", "beta", "checkpoint_minutes"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise LMError(f"{name} must be a number >= 0, got {value!r}")
-        if self.lr <= 0:
-            raise LMError(f"lr must be > 0, got {self.lr}")
-        if not 0.0 < self.lr_factor <= 1.0:
-            raise LMError(f"lr_factor must be in (0, 1], got {self.lr_factor}")
-        if self.tie_weights and self.adaptive_softmax:
-            raise LMError("tie_weights and adaptive_softmax cannot be combined: choose one")
-        if list(self.cutoffs) != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
-            raise LMError(f"cutoffs must be increasing positive integers, got {self.cutoffs}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        for name in ("batch_size", "bptt", "epochs", "nonmono"):
+            check_int(name, getattr(self, name), minimum=1)
+        for name in ("eval_batch_size", "patience", "lr_decay_start"):
+            check_int(name, getattr(self, name), minimum=1, optional=True)
+        check_int("lr_patience", self.lr_patience, minimum=0)
+        check_int("seed", self.seed, minimum=0, maximum=2**63 - 1)
+        check_bool("variable_bptt", self.variable_bptt)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_number("clip", self.clip, low=0.0, low_open=True, optional=True)
+        check_number("max_minutes", self.max_minutes, low=0.0, low_open=True, optional=True)
+        check_number("lr_factor", self.lr_factor, low=0.0, high=1.0, low_open=True, high_open=True)
+        if (self.lr_schedule == "step") != (self.lr_decay_start is not None):
+            raise LMError("lr_decay_start is the first epoch of the step schedule: set both, or neither")
+        if self.optimizer == "ntasgd" and self.lr_schedule != "none":
+            raise LMError("ntasgd switches to averaging instead of following a schedule: set lr_schedule none")
 
-    @property
-    def uses_per_layer_lstms(self) -> bool:
-        """Locked dropout between layers, or a last layer sized for tying, need one LSTM per layer."""
-        return self.locked_dropout or (self.tie_weights and self.emb_dim != self.hid_dim)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how a run computes; changing these never changes what it learns, so a run may resume with others."""
+
+    device: str = "auto"  # auto: the GPU when there is one (cuda, then mps), else the CPU
+    precision: str = (
+        "auto"  # auto: mixed on a GPU, fp32 on a CPU; mixed: bf16/fp16 where native (lmlib.training.device)
+    )
+    checkpoint_minutes: float | None = 5.0  # also checkpoint mid-epoch this often; None: at epoch ends only
+
+    def __post_init__(self):
+        check_choice("device", self.device, DEVICES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_number("checkpoint_minutes", self.checkpoint_minutes, low=0.0, low_open=True, optional=True)
+
+
+CONCERNS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "runtime": RuntimeConfig}
+FIELD_CONCERN = {f.name: concern for concern, cls in CONCERNS.items() for f in fields(cls)}  # flat name -> concern
+RUNTIME = frozenset(f.name for f in fields(RuntimeConfig))  # where and how a run computes
+# What may differ between an interrupted run and its resumption: where it runs, and how long.
+RESUMABLE = RUNTIME | {"epochs", "max_minutes", "patience"}
+# Runs that differ only in these are repeats of one experiment, never "a change".
+REPLICATE = RUNTIME | {"seed"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a run, one dataclass per concern. Build with `RunConfig.from_dict` or `.replace`."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def flat(self) -> dict[str, Any]:
+        """Every field under its one name: {"corpus": ..., "hid_dim": ..., ...}."""
+        return {name: _jsonable(getattr(getattr(self, concern), name)) for name, concern in FIELD_CONCERN.items()}
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The nested form config.json stores: {"data": {...}, "model": {...}, "train": {...}, "runtime": {...}}."""
+        return {
+            c: {f.name: _jsonable(getattr(getattr(self, c), f.name)) for f in fields(cls)}
+            for c, cls in CONCERNS.items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Build from a dict (config.json, YAML); unknown fields are a clear error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LMError(f"unknown config field(s) {', '.join(unknown)}: known fields are {', '.join(sorted(known))}")
-        data = dict(data)
-        if "cutoffs" in data:
-            data["cutoffs"] = tuple(data["cutoffs"] or ())
-        return cls(**data)
+        """Build from the nested form, or from flat fields (overrides, YAML, old config.json files)."""
+        if not isinstance(data, dict):
+            raise LMError(f"a config must be a mapping of field names to values, got {type(data).__name__}")
+        if set(data) <= set(CONCERNS) and all(isinstance(v, dict) for v in data.values()):
+            flat = {k: v for part in data.values() for k, v in part.items()}
+        else:
+            flat = dict(data)
+        return cls().replace(**flat)
 
     def replace(self, **overrides) -> RunConfig:
-        """A copy with some fields changed (validated, unknown names rejected)."""
-        return RunConfig.from_dict({**self.to_dict(), **overrides})
+        """A copy with some fields changed, by their flat names (validated; unknown names are an error)."""
+        unknown = sorted(set(overrides) - set(FIELD_CONCERN))
+        if unknown:
+            raise LMError(
+                f"unknown config field(s) {', '.join(unknown)}: known fields are {', '.join(sorted(FIELD_CONCERN))}"
+            )
+        values = upgrade_old_spellings(overrides)
+        if isinstance(values.get("cutoffs"), list):
+            values["cutoffs"] = tuple(values["cutoffs"])  # JSON and YAML give lists
+        parts = {}
+        for concern in CONCERNS:
+            mine = {k: v for k, v in values.items() if FIELD_CONCERN[k] == concern}
+            parts[concern] = dataclasses.replace(getattr(self, concern), **mine)
+        return RunConfig(**parts)
 
 
-def field_types() -> dict[str, Any]:
-    """Field name -> declared type string, for parsing CLI and YAML overrides."""
-    return {f.name: f.type for f in dataclasses.fields(RunConfig)}
+# Fields whose old "not set" was 0 (config.json files written before None became the one spelling).
+_ZERO_MEANT_UNSET = ("subset_tokens", "eval_batch_size", "clip", "max_minutes", "patience", "lr_decay_start",
+                     "checkpoint_minutes")  # fmt: skip
+
+
+def upgrade_old_spellings(values: dict[str, Any]) -> dict[str, Any]:
+    """Read what older versions wrote: 0 for "not set", () for automatic cut-offs, lr_factor >= 1 for "no schedule"."""
+    values = dict(values)
+    for name in _ZERO_MEANT_UNSET:
+        if name in values and values[name] == 0 and not isinstance(values[name], bool):
+            values[name] = None
+    if "cutoffs" in values and values["cutoffs"] in ((), []):
+        values["cutoffs"] = None
+    if "lr_schedule" not in values and ({"lr_factor", "lr_decay_start", "optimizer"} & set(values)):
+        if values.get("optimizer") == "ntasgd" or _number(values.get("lr_factor")) >= 1.0:
+            values["lr_schedule"] = "none"
+        elif values.get("lr_decay_start"):
+            values["lr_schedule"] = "step"
+    if values.get("lr_schedule") == "none" and _number(values.get("lr_factor")) >= 1.0:
+        values.pop("lr_factor")  # the old "off" value; the factor itself is unused without a schedule
+    return values
+
+
+def differences(base: RunConfig, other: RunConfig, ignore=frozenset()) -> dict[str, tuple[Any, Any]]:
+    """Fields where `other` differs from `base`: flat name -> (base value, other value)."""
+    a, b = base.flat(), other.flat()
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ignore}
 
 
 def parse_value(name: str, text: str) -> Any:
-    """Parse `text` as the type of field `name` (for --set name=value and CLI flags)."""
-    kinds = field_types()
-    if name not in kinds:
-        raise LMError(f"unknown config field {name!r}: known fields are {', '.join(sorted(kinds))}")
-    kind = str(kinds[name])
-    if text.lower() in ("none", "null") and "None" in kind:
+    """Parse `text` as the type of field `name` (for --set name=value, CLI flags and sweep spaces)."""
+    if name not in FIELD_CONCERN:
+        raise LMError(f"unknown config field {name!r}: known fields are {', '.join(sorted(FIELD_CONCERN))}")
+    kind = _field_type(name)
+    optional = type(None) in typing.get_args(kind)
+    base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+    if optional and text.strip().lower() in ("none", "null", ""):
         return None
     try:
-        if kind.startswith("bool"):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        if kind.startswith("int"):
+        if base is bool:
+            return _parse_bool(text)
+        if base is int:
             return int(text)
-        if kind.startswith("float"):
+        if base is float:
             return float(text)
-        if kind.startswith("tuple"):
+        if typing.get_origin(base) is tuple:
             return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise LMError(f"{name} expects {kind}, got {text!r}") from None
+        raise LMError(f"{name} expects {_describe(kind)}, got {text!r}") from None
     return text
 
 
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise LMError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+def _field_type(name: str):
+    cls = CONCERNS[FIELD_CONCERN[name]]
+    return typing.get_type_hints(cls)[name]
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LMError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+def _describe(kind) -> str:
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and args:
+        return f"{_describe(args[0])} or none"
+    if typing.get_origin(kind) is tuple:
+        return "comma-separated whole numbers"
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "text"}.get(kind, str(kind))
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else -math.inf

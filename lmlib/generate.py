@@ -20,7 +20,7 @@ import torch
 
 from lmlib.data.detokenize import detokenize
 from lmlib.data.tokenize import basic_english
-from lmlib.data.vocab import Vocab
+from lmlib.data.vocab import UNK_INDEX, Vocab
 from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel
 
@@ -98,16 +98,16 @@ class Generator:
         x = torch.as_tensor(ids, dtype=torch.long, device=self.device).view(1, -1)
         hidden = self.model.init_hidden(1, self.device)
         with self._kernels():
-            out, hidden, _ = self.model.features(x, hidden)
-        return self.model.log_probs(out[:, -1:])[0, -1], hidden  # (V,)
+            out = self.model(x, hidden)
+        return out.log_probs[0, -1], out.hidden  # (V,)
 
     @torch.inference_mode()
     def _step(self, index: int, hidden):
         """Feed one token with the carried state; return the next log-distribution (V,)."""
         x = torch.tensor([[index]], device=self.device)
         with self._kernels():
-            out, hidden, _ = self.model.features(x, hidden)
-        return self.model.log_probs(out)[0, -1], hidden
+            out = self.model(x, hidden)
+        return out.log_probs[0, -1], out.hidden
 
     def stream(
         self,
@@ -196,7 +196,7 @@ def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float
     by re-sampling until the draw was not `<unk>`.
     """
     logits = log_probs.float().clone().cpu()
-    logits[0] = -math.inf  # <unk>
+    logits[UNK_INDEX] = -math.inf
     if temperature == 0:
         return int(torch.argmax(logits))
     logits = logits / temperature

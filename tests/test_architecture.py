@@ -16,7 +16,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "lmlib"
 # lower number = lower layer; a module may import its own layer or lower ones
 LAYERS = {
-    "lmlib": 0, "lmlib.errors": 0, "lmlib.paths": 0, "lmlib.atomic": 0, "lmlib.config": 0,
+    "lmlib": 0, "lmlib.errors": 0, "lmlib.paths": 0, "lmlib.atomic": 0, "lmlib.checks": 0, "lmlib.config": 0,
     "lmlib.data": 1,
     "lmlib.model": 2,
     "lmlib.presets": 3,

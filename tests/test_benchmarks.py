@@ -100,7 +100,8 @@ def test_time_to_quality_script(tmp_path):
     assert payload["runs"]["original"]["precision"] == "fp32" and payload["runs"]["cpu"]["precision"] == recipe
     for run in payload["runs"].values():
         assert run["results"]["test_ppl"] > 1 and run["curve"], run
-    assert payload["runs"]["original"]["config"]["hid_dim"] == payload["runs"]["cpu"]["config"]["hid_dim"] == 16
+    widths = {name: run["config"]["model"]["hid_dim"] for name, run in payload["runs"].items()}
+    assert widths["original"] == widths["cpu"] == 16
     assert "improvement" in payload and isinstance(payload["met"], bool)
     assert (tmp_path / "time_to_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -131,8 +132,8 @@ def test_reference_and_lmlib_compute_the_same_function():
     ids = torch.randint(0, 30, (3, 7))
     with torch.no_grad():
         expected, (h, c) = ref(ids, ref.init_hidden(3, "cpu"))
-        out, hidden, _ = ours.features(ids, ours.init_hidden(3))
-        got = ours.log_probs(out)
+        out = ours(ids, ours.init_hidden(3))
+        got, hidden = out.log_probs, out.hidden
     torch.testing.assert_close(got, torch.log_softmax(expected, -1))
     torch.testing.assert_close(hidden[0][0], h)
 

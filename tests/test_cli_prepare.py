@@ -22,7 +22,7 @@ def test_prepare_human_output_and_written_data_round_trip(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "vocabulary" in text and "Persuasion" in text and "most frequent" in text
     prepared = load_prepared(out)
-    assert prepared.protocol == "by-book" and prepared.test[-1] == 1
+    assert prepared.protocol == "by-book" and prepared.splits["test"][-1] == 1
     assert not list(tmp_path.glob(".prepared*"))  # no temporary folder left behind
 
 

@@ -28,9 +28,9 @@ def test_train_evaluate_generate_json(tmp_path):
     proc = lmlib("train", "--preset", "smoke", "--run-dir", str(run), "--json", "--set", "epochs=1", "--hid-dim", "24")
     assert proc.returncode == 0, proc.stderr
     trained = json.loads(proc.stdout)
-    for key in ("parameters", "best_epoch", "valid_ppl", "test_ppl", "seconds"):
+    for key in ("parameters", "best_epoch", "valid_ppl", "test_ppl", "wall_seconds"):
         assert key in trained
-    assert json.loads((run / "config.json").read_text())["config"]["hid_dim"] == 24
+    assert json.loads((run / "config.json").read_text())["config"]["model"]["hid_dim"] == 24
     evaluated = json.loads(lmlib("evaluate", "--run", str(run), "--json").stdout)
     assert evaluated["test_ppl"] == pytest.approx(trained["test_ppl"], rel=1e-6)
     assert evaluated["parameters"] == trained["parameters"]
@@ -45,7 +45,7 @@ def test_train_evaluate_generate_json(tmp_path):
     "args,message",
     [
         (["train", "--preset", "nope"], "invalid choice"),
-        (["train", "--preset", "smoke", "--set", "dropout_input=1.2"], "dropout_input must be in [0, 1)"),
+        (["train", "--preset", "smoke", "--set", "dropout_input=1.2"], "dropout_input must be a finite number"),
         (["train", "--preset", "smoke", "--set", "colour=blue"], "unknown config field 'colour'"),
         (["train", "--preset", "smoke", "--batch-size", "100000", "--dry-run"], None),
         (["generate", "--run", "/nonexistent/run", "--prompt", "x"], "not a run directory"),

@@ -10,11 +10,11 @@ import pytest
 
 from lmlib.config import RunConfig
 from lmlib.errors import LMError
+from lmlib.report.analysis import analysis
 from lmlib.report.compare import (
     RunRecord,
-    analysis,
+    changes,
     comparison_table,
-    differences,
     load_records,
     overfitting,
     plot_curves,
@@ -31,8 +31,8 @@ def record(name, valid, train, test, **config) -> RunRecord:
             "epoch": list(epochs),
             "train_ppl": train,
             "valid_ppl": valid,
-            "elapsed_s": [60.0 * e for e in epochs],
-            "tokens_per_s": [1000.0] * len(valid),
+            "wall_seconds": [60.0 * e for e in epochs],
+            "train_tokens_per_s": [1000.0] * len(valid),
         }
     )
     best = int(metrics.loc[metrics["valid_ppl"].idxmin(), "epoch"])
@@ -41,12 +41,12 @@ def record(name, valid, train, test, **config) -> RunRecord:
         "best_epoch": best,
         "valid_ppl": min(valid),
         "test_ppl": test,
-        "seconds": 60.0 * len(valid),
-        "tokens_per_s": 1000.0,
+        "wall_seconds": 60.0 * len(valid),
+        "train_tokens_per_s": 1000.0,
         "epochs_run": float(len(valid)),
         "stopped": "completed",
     }
-    return RunRecord(name, RunConfig(**config).to_dict(), metrics, results)
+    return RunRecord(name, RunConfig().replace(**config), metrics, results)
 
 
 @pytest.fixture
@@ -77,9 +77,11 @@ def test_overfitting_is_found_after_the_best_epoch_only_when_valid_turns_up(runs
     assert overfitting(runs[1]) is None  # still improving at the end
 
 
-def test_differences_ignore_device_and_seed():
-    a, b = RunConfig().to_dict(), RunConfig(device="cpu", seed=7, weight_drop=0.3).to_dict()
-    assert differences(a, b) == {"weight_drop": (0.0, 0.3)}
+def test_changes_ignore_device_and_seed(runs):
+    other = RunRecord(
+        "other", runs[0].config.replace(device="cpu", seed=7, weight_drop=0.3), runs[0].metrics, runs[0].results
+    )
+    assert changes(runs[0], other) == {"weight_drop": (0.0, 0.3)}
 
 
 def test_analysis_names_the_winner_the_margin_and_the_regularisation_that_mattered(runs):
@@ -118,19 +120,19 @@ def test_load_records_reads_run_directories_and_names_missing_runs(tmp_path, run
     for r in runs[:2]:
         folder = tmp_path / r.name
         folder.mkdir()
-        (folder / "config.json").write_text(json.dumps({"config": r.config, "data": {}}))
+        (folder / "config.json").write_text(json.dumps({"config": r.config.to_dict(), "run": {}}))
         r.metrics.to_csv(folder / "metrics.csv", index=False)
         (folder / "results.json").write_text(json.dumps(r.results))
     loaded = load_records(tmp_path)
     assert [r.name for r in loaded] == ["awd", "base"]
-    assert loaded[1].config["weight_drop"] == 0.0 and loaded[1].results["best_epoch"] == 3
+    assert loaded[1].config.model.weight_drop == 0.0 and loaded[1].results["best_epoch"] == 3
     assert [r.name for r in load_records(tmp_path, ["base", "awd"])] == ["base", "awd"]
     with pytest.raises(LMError, match="no finished run named tied"):
         load_records(tmp_path, ["base", "tied"])
 
 
 def test_analysis_measures_each_change_against_the_run_it_modifies(runs):
-    chain = analysis(runs, parents={"tied": "awd"})
+    chain = analysis(runs, vs={"tied": "awd"})
     assert "against the run each one changes" in chain
     # tied differs from awd in three fields: awd's two are undone, tie_weights is added
     assert (

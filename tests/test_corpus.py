@@ -91,7 +91,7 @@ def test_presplit_folder_whitespace_tokens_and_eos(tmp_path):
     assert prepared.protocol == "given"
     assert prepared.split_tokens == {"train": 7, "valid": 3, "test": 2}
     assert prepared.vocab.itos == ("<unk>", "<eos>", "b", "c", "a")  # no cut, eos not counted twice
-    assert prepared.vocab.decode(prepared.valid) == ["a", "<unk>", "<eos>"]
+    assert prepared.vocab.decode(prepared.splits["valid"]) == ["a", "<unk>", "<eos>"]
     with pytest.raises(LMError, match="needs protocol 'given'"):
         prepare(load_corpus(tmp_path), "original")
     (tmp_path / "test.txt").unlink()
@@ -104,7 +104,7 @@ def test_penn_treebank_exact_counts():
     prepared = prepare(load_corpus(SHARED_PTB))
     assert prepared.split_tokens == {"train": 929_589, "valid": 73_760, "test": 82_430}
     assert len(prepared.vocab) == 10_000
-    assert prepared.valid[-1] == prepared.vocab.eos_index
+    assert prepared.splits["valid"][-1] == prepared.vocab.eos_index
 
 
 def test_gzipped_text_is_read(tmp_path):

@@ -12,7 +12,7 @@ from lmlib.training import device as device_module
 from lmlib.training.device import cpu_has_native_bf16, cpu_model, resolve_precision
 from lmlib.training.evaluate import evaluate_run
 from lmlib.training.loop import train
-from lmlib.training.optim import Optimization
+from lmlib.training.optim import UpdateRule
 from lmlib.training.runs import read_metrics
 
 CPU = torch.device("cpu")
@@ -52,8 +52,9 @@ def test_mixed_on_a_cpu_is_bf16_only_where_the_cpu_has_bf16_instructions(monkeyp
 
 
 def test_the_cpu_preset_opts_in_and_reproductions_stay_fp32():
-    assert get_preset("cpu").precision == "mixed"
-    assert get_preset("original").precision == "auto" and get_preset("zaremba-small").precision == "fp32"
+    assert get_preset("cpu").runtime.precision == "mixed"
+    assert get_preset("original").runtime.precision == "auto"
+    assert get_preset("zaremba-small").runtime.precision == "fp32"
 
 
 def test_explicit_precisions_on_a_cpu():
@@ -65,7 +66,7 @@ def test_explicit_precisions_on_a_cpu():
 
 def test_adam_uses_the_fused_kernel_on_a_cpu():
     config = get_preset("smoke", **TINY)
-    opt = Optimization(config, LSTMLanguageModel(50, config), CPU, "fp32")
+    opt = UpdateRule(config.train, LSTMLanguageModel(50, config.model), CPU, "fp32")
     assert opt.optimizer.defaults["fused"] is True
 
 
@@ -74,7 +75,7 @@ def test_bf16_training_on_a_cpu_learns_and_reports_fp32_perplexities(tmp_path):
     so the saved valid perplexity is exactly what `lmlib evaluate` recomputes."""
     run = tmp_path / "bf16"
     results = train(get_preset("smoke", precision="bf16", **TINY), run, progress=False)
-    assert json.loads((run / "config.json").read_text())["data"]["precision"] == "bf16"
+    assert json.loads((run / "config.json").read_text())["run"]["resolved_precision"] == "bf16"
     fp32 = train(get_preset("smoke", precision="fp32", **TINY), tmp_path / "fp32", progress=False)
     # same data, same seed: bf16 rounding moves the result a little, not a lot
     assert results["test_ppl"] == pytest.approx(fp32["test_ppl"], rel=0.1)

@@ -5,31 +5,22 @@ import math
 import pytest
 import torch
 
-from lmlib.config import RunConfig
+from lmlib.config import ModelConfig
 from lmlib.model.lstm import LSTMLanguageModel, count_parameters
 from lmlib.model.regularize import WeightDropLSTM
 
 V = 50
 
 
-def tiny(**overrides) -> RunConfig:
-    base = dict(
-        emb_dim=16,
-        hid_dim=24,
-        num_layers=2,
-        dropout_input=0.0,
-        dropout_hidden=0.0,
-        dropout_output=0.0,
-        init="awd",
-        batch_size=4,
-        bptt=6,
-    )
-    return RunConfig(**{**base, **overrides})
+def tiny(**overrides) -> ModelConfig:
+    base = dict(emb_dim=16, hid_dim=24, num_layers=2, dropout_input=0.0, dropout_hidden=0.0, dropout_output=0.0,
+                init="awd")  # fmt: skip
+    return ModelConfig(**{**base, **overrides})
 
 
 def run(model, ids, seed=0):
     torch.manual_seed(seed)
-    out, _, raw = model.features(ids, model.init_hidden(ids.size(0)))
+    out, raw, _ = model._run(ids, model.init_hidden(ids.size(0)))  # dropped and raw last-layer output
     return out, raw
 
 
@@ -37,17 +28,17 @@ IDS = torch.randint(0, V, (3, 7), generator=torch.Generator().manual_seed(0))
 
 
 def test_original_architecture_has_exactly_43705166_parameters():
-    model = LSTMLanguageModel(13_134, RunConfig())  # defaults: emb 1024, hidden 1024, 2 layers
+    model = LSTMLanguageModel(13_134, ModelConfig())  # defaults: emb 1024, hidden 1024, 2 layers
     assert count_parameters(model) == 43_705_166
     lstm = model.rnns[0]
     assert len(model.rnns) == 1 and lstm.num_layers == 2 and lstm.dropout == 0.65 and lstm.batch_first
 
 
 def test_original_initialisation():
-    model = LSTMLanguageModel(2000, RunConfig(emb_dim=64, hid_dim=100))
+    model = LSTMLanguageModel(2000, ModelConfig(emb_dim=64, hid_dim=100))
     emb = model.embedding.weight
     assert emb.min() >= -0.1 and emb.max() <= 0.1 and emb.max() > 0.09  # U(-0.1, 1/sqrt(100) = 0.1)
-    model = LSTMLanguageModel(2000, RunConfig(emb_dim=64, hid_dim=400))
+    model = LSTMLanguageModel(2000, ModelConfig(emb_dim=64, hid_dim=400))
     emb = model.embedding.weight
     assert emb.min() < -0.09 and emb.max() <= 0.05 and emb.max() > 0.045  # asymmetric: U(-0.1, 0.05)
     assert model.decoder.weight.abs().max() <= 0.05 and torch.all(model.decoder.bias == 0)
@@ -56,7 +47,7 @@ def test_original_initialisation():
 def test_loss_at_initialisation_is_about_log_vocab():
     model = LSTMLanguageModel(1000, tiny(init="original", emb_dim=32, hid_dim=32)).eval()
     ids = torch.randint(0, 1000, (8, 20))
-    _, loss, _ = model(ids, model.init_hidden(8), ids)
+    loss = model(ids, model.init_hidden(8), ids).loss
     assert loss.item() == pytest.approx(math.log(1000), rel=0.02)
 
 
@@ -67,7 +58,7 @@ def test_overfits_one_batch():
     x, y = IDS[:, :-1], IDS[:, 1:]
     for _ in range(150):
         optimizer.zero_grad()
-        _, loss, _ = model(x, model.init_hidden(3), y)
+        loss = model(x, model.init_hidden(3), y).loss
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.5  # from ln(50) = 3.9
@@ -129,12 +120,12 @@ def test_ar_and_tar_add_to_the_training_loss_only(alpha, beta):
     x, y = IDS[:, :-1], IDS[:, 1:]
     for m in (base, model):
         m.train()
-    _, plain, _ = base(x, base.init_hidden(3), y)
-    _, regularised, _ = model(x, model.init_hidden(3), y)
+    plain = base(x, base.init_hidden(3), y).loss
+    regularised = model(x, model.init_hidden(3), y).loss
     assert regularised.item() > plain.item()
     base.eval(), model.eval()
-    _, plain, _ = base(x, base.init_hidden(3), y)
-    _, regularised, _ = model(x, model.init_hidden(3), y)
+    plain = base(x, base.init_hidden(3), y).loss
+    regularised = model(x, model.init_hidden(3), y).loss
     assert regularised.item() == pytest.approx(plain.item())
 
 
@@ -162,9 +153,9 @@ def test_tied_weights_share_one_matrix_and_allow_a_smaller_last_layer():
 def test_adaptive_softmax_gives_exact_normalised_probabilities():
     model = LSTMLanguageModel(3000, tiny(adaptive_softmax=True)).eval()
     ids = torch.randint(0, 3000, (2, 9))
-    log_probs, _, _ = model(ids, model.init_hidden(2))
+    log_probs = model(ids, model.init_hidden(2)).log_probs
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 9), atol=1e-4)
-    _, loss, _ = model(ids, model.init_hidden(2), ids)
+    loss = model(ids, model.init_hidden(2), ids).loss
     exact = -log_probs.gather(-1, ids.unsqueeze(-1)).mean()
     assert loss.item() == pytest.approx(exact.item(), rel=1e-5)
 

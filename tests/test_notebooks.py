@@ -125,7 +125,7 @@ def test_notebooks_pass_nbval_in_the_smoke_profile(tmp_path):
 
 
 def test_strip_outputs_keeps_only_checked_cells():
-    from lmlib.report.notebook import strip_outputs
+    from lmlib.report.outputs import strip_outputs
 
     out = [nbformat.v4.new_output("stream", text="42\n")]
     nb = nbformat.v4.new_notebook(metadata={"widgets": {}, "papermill": {}})

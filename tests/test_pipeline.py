@@ -165,3 +165,27 @@ def test_closed_widgets_are_dropped_and_heading_ids_are_prefixed_per_section():
     assert "epoch 1:" not in section.body and "widget-view" not in section.body
     assert 'id="s7-Part"' in section.body and section.headings == [(2, "s7-Part", "Part")]
     assert section.title == "New title" and "New title" in section.body
+
+
+def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_report):
+    """The notebooks' last cells are a contract (recommenders' store_metadata/read_notebook)."""
+    from lmlib.report.notebook import recorded_results
+    from lmlib.training.runs import read_results
+
+    executed, runs_root = smoke_report.parent / "notebooks", smoke_report.parents[2] / "runs"
+    data = recorded_results(executed / "01_data_prep.ipynb")
+    assert (data["train_tokens"], data["vocab_size"], data["protocol"]) == (577_514, 7_784, "original")
+    names = [run.name for run in load_profile("smoke").runs]
+    for name in names:
+        trained = recorded_results(executed / f"02_train_lstm-{name}.ipynb")
+        saved = read_results(runs_root / name)
+        assert trained["run"] == name and trained["test_ppl"] == pytest.approx(saved["test_ppl"], rel=1e-9)
+        assert 1 <= trained["best_epoch"] <= 2 and trained["epochs_run"] == 2
+        assert 50 < trained["valid_ppl"] < 7_784  # learnt something: better than a uniform guess over the words
+    compared = recorded_results(executed / "03_compare_runs.ipynb")
+    best = min(names, key=lambda n: read_results(runs_root / n)["valid_ppl"])
+    assert compared["runs"] == len(names) and compared["best_run"] == best
+    assert compared["best_test_ppl"] == pytest.approx(read_results(runs_root / best)["test_ppl"], abs=0.05)
+    panel = recorded_results(executed / "04_generation_panel.ipynb")
+    assert panel["run"] == best and panel["sample"].startswith("It is a truth universally acknowledged")
+    assert 0 < sum(panel["next_words"].values()) <= 1 and panel["mean_surprisal_bits"] > 0

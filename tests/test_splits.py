@@ -2,7 +2,7 @@ import pytest
 
 from lmlib.data.corpus import Corpus, Document, load_corpus
 from lmlib.data.splits import prepare, split_contiguous
-from lmlib.data.stats import most_frequent, split_table, statistics, summary
+from lmlib.data.stats import book_table, most_frequent, split_table, summary
 from lmlib.data.tokenize import basic_english
 from lmlib.errors import LMError
 
@@ -24,8 +24,8 @@ def test_original_protocol_vocab_over_all_tokens_and_one_eos_per_split():
     prepared = prepare(corpus, "original", min_freq=3)
     assert prepared.split_tokens == {"train": 14, "valid": 3, "test": 3}
     assert prepared.vocab.itos == ("<unk>", "<eos>", "a", "b", "c", "d")  # c, d only in valid/test
-    assert prepared.vocab.decode(prepared.valid) == ["c", "c", "c", "<eos>"]
-    assert prepared.vocab.decode(prepared.test) == ["d", "d", "d", "<eos>"]
+    assert prepared.vocab.decode(prepared.splits["valid"]) == ["c", "c", "c", "<eos>"]
+    assert prepared.vocab.decode(prepared.splits["test"]) == ["d", "d", "d", "<eos>"]
     assert prepared.book_tokens == {"Book 1": 14, "Book 2": 6}
 
 
@@ -40,7 +40,7 @@ def test_by_book_protocol_last_book_is_test_and_needs_three_books():
     corpus = corpus_of("a a b", "b c", "c d d", "e")
     prepared = prepare(corpus, "by-book", min_freq=1)
     assert prepared.split_tokens == {"train": 5, "valid": 3, "test": 1}
-    assert prepared.vocab.decode(prepared.test) == ["<unk>", "<eos>"]
+    assert prepared.vocab.decode(prepared.splits["test"]) == ["<unk>", "<eos>"]
     with pytest.raises(LMError, match="at least 3 books"):
         prepare(corpus_of("a b c d e f g h i j", "x y z"), "by-book")
 
@@ -70,10 +70,10 @@ def test_austen_original_protocol_statistics():
     assert s["tokens"] == s["train_tokens"] + s["valid_tokens"] + s["test_tokens"]
     assert s["train_tokens"] == s["tokens"] * 70 // 100
     assert 800_000 < s["tokens"] < 850_000 and 7_000 < s["vocab_size"] < 9_000
-    assert set(s["books"]) >= {"Emma", "Persuasion"}
+    assert set(s["book_tokens"]) >= {"Emma", "Persuasion"} and s["books"] == s["book_tokens"]  # old name kept
     table = split_table(prepared)
     assert list(table.index) == ["train", "valid", "test"]
     assert 0 < table.loc["test", "<unk> rate %"] < 5
     frequent = most_frequent(prepared, 5)
     assert list(frequent["word"][:3]) == [",", ".", "the"]
-    assert set(statistics(prepared)["part"]) == {"book", "split", "vocabulary"}
+    assert list(book_table(prepared)["tokens"]) == list(s["book_tokens"].values())

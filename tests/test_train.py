@@ -14,8 +14,8 @@ from conftest import ROOT
 from lmlib.errors import LMError
 from lmlib.presets import get_preset
 from lmlib.training.loop import train
-from lmlib.training.optim import Optimization
-from lmlib.training.runs import METRIC_COLUMNS, load_run, read_metrics, read_results
+from lmlib.training.optim import UpdateRule
+from lmlib.training.runs import METRIC_COLUMNS, load_model, read_metrics, read_results
 
 SMALL = dict(subset_tokens=6000, epochs=3, batch_size=8, bptt=10, emb_dim=16, hid_dim=16)
 
@@ -29,11 +29,12 @@ def test_run_directory_holds_every_file(smoke_run):
         assert (smoke_run / name).is_file(), name
     metrics = read_metrics(smoke_run)
     assert list(metrics.columns) == METRIC_COLUMNS and list(metrics["epoch"]) == [1, 2]
-    assert (metrics["tokens_per_s"] > 0).all()
+    assert (metrics["train_tokens_per_s"] > 0).all()
     config = json.loads((smoke_run / "config.json").read_text())
-    assert config["config"]["hid_dim"] == 32 and config["data"]["protocol"] == "original"
+    assert config["config"]["model"]["hid_dim"] == 32 and config["run"]["protocol"] == "original"
+    assert config["config"]["runtime"]["device"] == "auto" and config["run"]["resolved_device"] == "cpu"
     results = json.loads((smoke_run / "results.json").read_text())
-    for key in ("parameters", "best_epoch", "valid_ppl", "test_ppl", "seconds"):
+    for key in ("parameters", "best_epoch", "valid_ppl", "test_ppl", "wall_seconds"):
         assert key in results
     assert results["valid_ppl"] == pytest.approx(metrics["valid_ppl"].min(), rel=1e-3)
     assert not list(smoke_run.glob("*.tmp"))  # atomic writes leave nothing behind
@@ -46,17 +47,17 @@ def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
     metrics = read_metrics(tmp_path / "a")
     assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
     pd.testing.assert_frame_equal(
-        metrics.drop(columns=["seconds", "tokens_per_s", "elapsed_s"]),
-        read_metrics(tmp_path / "b").drop(columns=["seconds", "tokens_per_s", "elapsed_s"]),
+        metrics.drop(columns=["train_seconds", "train_tokens_per_s", "wall_seconds"]),
+        read_metrics(tmp_path / "b").drop(columns=["train_seconds", "train_tokens_per_s", "wall_seconds"]),
     )
 
 
-ORIGINAL_STEP = Optimization.step
+ORIGINAL_STEP = UpdateRule.step
 
 
 def interrupt_after(monkeypatch, steps: int):
     """Send ourselves Ctrl-C after `steps` optimiser steps (as a user pressing it)."""
-    original = Optimization.step
+    original = UpdateRule.step
     count = {"n": 0}
 
     def step(self, *args, **kwargs):
@@ -65,7 +66,7 @@ def interrupt_after(monkeypatch, steps: int):
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Optimization, "step", step)
+    monkeypatch.setattr(UpdateRule, "step", step)
 
 
 AWD_EVERYTHING = dict(
@@ -83,18 +84,18 @@ AWD_EVERYTHING = dict(
 @pytest.mark.parametrize("overrides", [dict(), AWD_EVERYTHING], ids=["original", "awd-ntasgd"])
 def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, overrides):
     config = small(**overrides)
-    if config.optimizer == "ntasgd":
+    if config.train.optimizer == "ntasgd":
         force_ntasgd_switch_after_first_epoch(monkeypatch)  # so the averaged state is resumed too
     whole = train(config, tmp_path / "whole", progress=False)
     interrupt_after(monkeypatch, 95)  # mid-way through epoch 2 (about 75 steps per epoch)
     with pytest.raises(LMError, match="run the same command to resume"):
         train(config, tmp_path / "cut", progress=False)
     assert len(read_metrics(tmp_path / "cut")) == 1
-    monkeypatch.setattr(Optimization, "step", ORIGINAL_STEP)
+    monkeypatch.setattr(UpdateRule, "step", ORIGINAL_STEP)
     resumed = train(config, tmp_path / "cut", progress=False)
     for key in ("valid_ppl", "test_ppl", "best_epoch"):
         assert resumed[key] == whole[key], key
-    drop = ["seconds", "tokens_per_s", "elapsed_s"]
+    drop = ["train_seconds", "train_tokens_per_s", "wall_seconds"]
     pd.testing.assert_frame_equal(
         read_metrics(tmp_path / "whole").drop(columns=drop), read_metrics(tmp_path / "cut").drop(columns=drop)
     )
@@ -164,8 +165,8 @@ def test_ntasgd_switches_when_validation_stops_improving_and_evaluates_the_avera
     from lmlib.model.lstm import LSTMLanguageModel
 
     config = small(optimizer="ntasgd", lr=1.0, nonmono=2)
-    model = LSTMLanguageModel(30, config)
-    opt = Optimization(config, model, torch.device("cpu"), "fp32")
+    model = LSTMLanguageModel(30, config.model)
+    opt = UpdateRule(config.train, model, torch.device("cpu"), "fp32")
     opt.end_epoch(5.0, [5.0, 4.0, 4.5])  # not worse than the best before the last 2 epochs
     assert not opt.averaging
     opt.end_epoch(5.1, [5.0, 4.0, 4.5, 5.1])  # worse than min(5.0, 4.0): switch
@@ -187,7 +188,7 @@ def force_ntasgd_switch_after_first_epoch(monkeypatch):
         if not self.averaging:
             self._switch_to_averaging()
 
-    monkeypatch.setattr(Optimization, "end_epoch", end_epoch)
+    monkeypatch.setattr(UpdateRule, "end_epoch", end_epoch)
 
 
 def test_plateau_schedule_halves_the_learning_rate(tmp_path):
@@ -215,10 +216,10 @@ def test_damaged_and_mismatched_checkpoints_are_clear_errors(tmp_path, smoke_run
     data = (broken / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(LMError, match="damaged or truncated"):
-        load_run(broken)
+        load_model(broken)
     (broken / "model.safetensors").unlink()
     with pytest.raises(LMError, match="is missing"):
-        load_run(broken)
+        load_model(broken)
     other = tmp_path / "other"
     shutil.copytree(smoke_run, other)
     vocab = json.loads((other / "vocab.json").read_text())
@@ -226,12 +227,12 @@ def test_damaged_and_mismatched_checkpoints_are_clear_errors(tmp_path, smoke_run
     vocab["counts"] = vocab["counts"][:-5]
     (other / "vocab.json").write_text(json.dumps(vocab))
     with pytest.raises(LMError, match="another vocabulary or model shape"):
-        load_run(other)
+        load_model(other)
 
 
 def test_loaded_run_needs_no_pickle(smoke_run):
-    run = load_run(smoke_run)
-    assert not run.model.training and run.results["best_epoch"] >= 1
+    model, _, _ = load_model(smoke_run)
+    assert not model.training and read_results(smoke_run)["best_epoch"] >= 1
     header = (smoke_run / "model.safetensors").read_bytes()[:8]
     assert header[:2] != b"\x80\x04"  # not a pickle stream
 
@@ -243,3 +244,29 @@ def test_more_epochs_continue_a_finished_run(tmp_path):
     whole = train(small(epochs=3), tmp_path / "whole", progress=False)
     assert list(read_metrics(tmp_path / "grow")["epoch"]) == [1, 2, 3]
     assert read_results(tmp_path / "grow")["test_ppl"] == whole["test_ppl"]
+
+
+def test_training_evaluation_and_generation_share_the_model_entry_point(tmp_path):
+    """nanoGPT's rule: one forward for every use, so the tested composition is the trained one."""
+    import torch
+
+    from lmlib.generate import Generator
+    from lmlib.model.lstm import LSTMLanguageModel
+    from lmlib.training.evaluate import evaluate_loss
+
+    calls = []
+    config = small(epochs=1)
+    model = LSTMLanguageModel(40, config.model)
+    model.register_forward_hook(lambda module, args, output: calls.append(module.training))
+    rule = UpdateRule(config.train, model, torch.device("cpu"), "fp32")
+    ids = torch.randint(0, 40, (4, 12))
+    rule.step(ids[:, :-1], ids[:, 1:], model.init_hidden(4))
+    evaluate_loss(model, ids, bptt=5)
+    assert calls[0] is True and calls[1:] and not any(calls[1:])  # one training call, then eval calls
+    calls.clear()
+    run = tmp_path / "tiny"
+    train(config, run, progress=False)
+    generator = Generator.from_run(run)
+    generator.model.register_forward_hook(lambda module, args, output: calls.append("generate"))
+    generator.generate("she", 3, seed=0)
+    assert calls and set(calls) == {"generate"}

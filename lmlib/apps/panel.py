@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import secrets
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -64,10 +65,10 @@ class GenerationPanel:
         next_words: Callable,
         *,
         runs: Sequence[str] = ("model",),
-        detokenize: Callable[[list[str]], str] | None = None,
+        readable: Callable[[str, list[str]], str] | None = None,
         background: bool = True,
     ):
-        self._stream, self._next_words, self._detokenize = stream, next_words, detokenize
+        self._stream, self._next_words, self._readable = stream, next_words, readable
         self._background = background  # False runs Generate in the caller's thread (tests)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,11 +185,9 @@ class GenerationPanel:
             self.generate_button.disabled, self.stop_button.disabled = False, True
 
     def _detokenize_all(self, prompt: str) -> str:
-        if self._detokenize is None:
+        if self._readable is None:
             return prompt + " " + " ".join(self.tokens)
-        from lmlib.data.tokenize import basic_english
-
-        return self._detokenize(basic_english(prompt) + self.tokens)
+        return self._readable(prompt, self.tokens)
 
     def _render(self, final: bool) -> None:
         if self.colour.value:
@@ -221,10 +220,27 @@ def choose_runs(runs_root: str | Path = "runs", run_name: str = "") -> list[Path
     return runs
 
 
+def runs_or_smoke(runs_root: str | Path = "runs", run_name: str = "") -> list[Path]:
+    """`choose_runs`, or, when no run has finished yet, a smoke model trained in seconds (and said so).
+
+    So that "Run all" in notebook 04 always shows a working panel; its text is gibberish.
+    """
+    runs = choose_runs(runs_root, run_name)
+    if runs:
+        return runs
+    from lmlib.presets import get_preset
+    from lmlib.training.loop import train
+
+    print(f"No finished run under {str(runs_root)!r}: training the smoke preset for a few seconds instead.\n"
+          "Its text is gibberish. Train a real model with notebook 02, then run this notebook again.")  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="lmlib-")) / "smoke"
+    train(get_preset("smoke"), folder, progress=False)
+    return [folder]
+
+
 def panel_for_runs(run_dirs: Sequence[str | Path], **options) -> GenerationPanel:
     """A panel over trained runs, named by folder; each run's model is loaded on first use."""
-    from lmlib.data.detokenize import detokenize
-    from lmlib.generate import Generator
+    from lmlib.generate import Generator, readable
 
     paths = {Path(d).name: Path(d) for d in run_dirs}
     loaded: dict[str, object] = {}
@@ -242,6 +258,6 @@ def panel_for_runs(run_dirs: Sequence[str | Path], **options) -> GenerationPanel
     def next_words(run, prompt, k):
         return generator(run).next_word_distribution(prompt, k=k)
 
-    panel = GenerationPanel(stream, next_words, runs=list(paths), detokenize=detokenize, **options)
+    panel = GenerationPanel(stream, next_words, runs=list(paths), readable=readable, **options)
     panel.show_distribution()
     return panel

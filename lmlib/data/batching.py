@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from lmlib.config import DataConfig, TrainConfig
+from lmlib.data.splits import Prepared
 from lmlib.errors import LMError
 
 
@@ -49,6 +51,25 @@ def check_fits(data: torch.Tensor, bptt: int, split: str = "data") -> None:
             f"the {split} split ({batch * columns} tokens in {batch} rows of {columns}) is too small "
             f"for batch size {batch} x sequence length {bptt}: lower batch_size or bptt"
         )
+
+
+def batch_splits(
+    prepared: Prepared, data: DataConfig, train: TrainConfig, device: torch.device, splits=("train", "valid", "test")
+) -> dict[str, torch.Tensor]:
+    """The named splits as (batch, columns) tensors on `device`: the one rule training and evaluation share.
+
+    Each split is cut to `subset_tokens` when set; train uses `batch_size`, valid and test
+    `eval_batch_size` (None: batch_size, as the original evaluated); each must hold a window.
+    """
+    batched = {}
+    for split in splits:
+        ids = prepared.splits[split]
+        if data.subset_tokens is not None:
+            ids = ids[: data.subset_tokens]
+        rows = train.batch_size if split == "train" else (train.eval_batch_size or train.batch_size)
+        batched[split] = batchify(ids, rows).to(device)
+        check_fits(batched[split], train.bptt, split)
+    return batched
 
 
 def get_batch(data: torch.Tensor, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:

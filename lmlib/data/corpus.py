@@ -75,6 +75,15 @@ def load_corpus(name_or_path: str | os.PathLike) -> Corpus:
     return load_text_file(path)
 
 
+def is_presplit(name_or_path: str | os.PathLike) -> bool:
+    """Whether the corpus is a pre-split folder (train/valid/test files), found without reading it."""
+    key = str(name_or_path)
+    if key in ("austen", "hpd"):
+        return False
+    path = Path(key).expanduser()
+    return path.is_dir() and not _looks_like_hpd(path) and bool(_split_files(path))
+
+
 def read_text(path: Path) -> str:
     """Read a UTF-8 (optionally gzipped) file; bad bytes give the file name and byte offset."""
     data = path.read_bytes()

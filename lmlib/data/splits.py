@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmlib.data.corpus import SPLIT_NAMES, Corpus
+from lmlib.config import PROTOCOLS
+from lmlib.data.corpus import SPLIT_NAMES, Corpus, is_presplit
 from lmlib.data.tokenize import basic_english, whitespace_lines
 from lmlib.data.vocab import EOS, Vocab, check_min_freq
 from lmlib.errors import LMError
-
-PROTOCOLS = ("original", "train-vocab", "by-book", "given")
 
 
 @dataclass(frozen=True)
@@ -40,21 +39,20 @@ class Prepared:
     split_types: dict[str, int]  # distinct tokens per split (before the vocabulary cut)
     book_tokens: dict[str, int]  # tokens per document (raw corpora), in reading order
 
-    @property
-    def train(self) -> np.ndarray:
-        return self.splits["train"]
-
-    @property
-    def valid(self) -> np.ndarray:
-        return self.splits["valid"]
-
-    @property
-    def test(self) -> np.ndarray:
-        return self.splits["test"]
+    def data_config(self) -> dict:
+        """The DataConfig fields this data was prepared with (for a run's config)."""
+        return {"corpus": self.corpus, "protocol": self.protocol, "min_freq": self.min_freq}
 
 
 def default_protocol(corpus: Corpus) -> str:
     return "given" if corpus.presplit else "original"
+
+
+def resolve_data(data: dict) -> dict:
+    """corpus, protocol and min_freq with "not set" (None) replaced by what `prepare` will use."""
+    protocol = data.get("protocol") or ("given" if is_presplit(data.get("corpus", "austen")) else "original")
+    min_freq = data.get("min_freq")
+    return {**data, "protocol": protocol, "min_freq": default_min_freq(protocol) if min_freq is None else min_freq}
 
 
 def default_min_freq(protocol: str) -> int:

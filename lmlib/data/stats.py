@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from lmlib.data.splits import Prepared
-from lmlib.data.vocab import EOS
+from lmlib.data.vocab import EOS, UNK_INDEX
 
 
 def summary(prepared: Prepared) -> dict:
@@ -24,13 +24,14 @@ def summary(prepared: Prepared) -> dict:
     }
     for split, ids in prepared.splits.items():
         result[f"{split}_unk_rate"] = round(unk_rate(ids), 6)
-    result["books"] = dict(prepared.book_tokens)
+    result["book_tokens"] = dict(prepared.book_tokens)
+    result["books"] = result["book_tokens"]  # its name before 0.2, still read by older scripts
     return result
 
 
 def unk_rate(ids: np.ndarray) -> float:
     """Share of tokens that are `<unk>` (id 0)."""
-    return float(np.mean(ids == 0)) if len(ids) else 0.0
+    return float(np.mean(ids == UNK_INDEX)) if len(ids) else 0.0
 
 
 def split_table(prepared: Prepared) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def split_table(prepared: Prepared) -> pd.DataFrame:
                 "share %": round(100 * tokens / total, 2),
                 "types": types,
                 "type/token": round(types / tokens, 4) if tokens else 0.0,
-                "<unk> tokens": int(np.sum(ids == 0)),
+                "<unk> tokens": int(np.sum(ids == UNK_INDEX)),
                 "<unk> rate %": round(100 * unk_rate(ids), 3),
             }
         )
@@ -73,18 +74,6 @@ def most_frequent(prepared: Prepared, n: int = 20) -> pd.DataFrame:
     frame["share %"] = (100 * frame["count"] / total).round(3)
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="rank")
     return frame
-
-
-def statistics(prepared: Prepared) -> pd.DataFrame:
-    """Everything in one table: a row per book, per split, and the vocabulary."""
-    books = book_table(prepared).reset_index().rename(columns={"book": "name"})
-    books.insert(0, "part", "book")
-    splits = split_table(prepared).reset_index().rename(columns={"split": "name"})
-    splits.insert(0, "part", "split")
-    vocab = pd.DataFrame(
-        [{"part": "vocabulary", "name": f"min_freq={prepared.min_freq}", "tokens": len(prepared.vocab)}]
-    )
-    return pd.concat([books, splits, vocab], ignore_index=True)
 
 
 def rank_frequency(prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from lmlib.errors import LMError
 
 UNK, EOS = "<unk>", "<eos>"
 SPECIALS = (UNK, EOS)
+UNK_INDEX, EOS_INDEX = SPECIALS.index(UNK), SPECIALS.index(EOS)  # 0 and 1 in every vocabulary
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,16 @@ class Vocab:
 
     @property
     def unk_index(self) -> int:
-        return 0
+        return UNK_INDEX
 
     @property
     def eos_index(self) -> int:
-        return 1
+        return EOS_INDEX
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Token strings -> int64 ids; unknown tokens become `<unk>` (0)."""
         get = self.stoi.get
-        return np.fromiter((get(t, 0) for t in tokens), dtype=np.int64, count=len(tokens))
+        return np.fromiter((get(t, UNK_INDEX) for t in tokens), dtype=np.int64, count=len(tokens))
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Ids -> token strings."""

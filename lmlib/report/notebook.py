@@ -1,23 +1,26 @@
 """Helpers the numbered notebooks call, so the notebooks stay narrative plus one-line calls.
 
-Every notebook starts with `setup()`, which moves to the project root: the paths in the
-parameters cells are then relative to the root, exactly as in the CLI and params/*.yaml,
-whether the kernel started in notebooks/, in a test's temporary folder or on Colab.
-The outputs policy for notebooks in git (`strip_outputs`, `refresh_checked_outputs`) is
-here too: see reports/README.md.
+Every notebook starts with `setup()`, which moves to the project root of a checkout (in an
+installed package it stays where it is): the paths in the parameters cells are then
+relative to the root, exactly as in the CLI and params/*.yaml, whether the kernel started
+in notebooks/, in a test's temporary folder or elsewhere.
+
+Each notebook ends with `record(results)`: the dict is shown as a table and stored in the
+executed notebook under RESULTS_MIME, where the tests and the report read it back
+(`recorded_results`), as recommenders' notebooks do with scrapbook.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lmlib import paths
-from lmlib.data.splits import Prepared
+from lmlib.config import RunConfig, differences
+from lmlib.errors import LMError
 
 
 def setup() -> Path:
@@ -57,55 +60,30 @@ def device_report(name: str = "auto") -> str:
     return f"cpu: {torch.get_num_threads()} threads, no GPU found (torch {torch.__version__}).{hint}"
 
 
-def run_config(
-    preset: str,
-    overrides: dict | None = None,
-    max_minutes: float | None = None,
-    device: str = "auto",
-    prepared: Prepared | None = None,
-):
-    """The RunConfig a notebook/pipeline run trains: preset + overrides + budget + device + data."""
-    from lmlib.presets import get_preset
-
-    fields = dict(overrides or {})
-    if max_minutes is not None:
-        fields["max_minutes"] = max_minutes
-    fields["device"] = device
-    if prepared is not None:  # record the data actually used, not the preset's default corpus
-        fields.update(corpus=prepared.corpus, protocol=prepared.protocol, min_freq=prepared.min_freq)
-    return get_preset(preset, **fields)
+RESULTS_MIME = "application/vnd.lmlib.results+json"
 
 
-def zipf_figure(prepared: Prepared):
-    """Rank/frequency on log-log axes with the fitted Zipf exponent (ranks 10-1000)."""
-    import matplotlib.pyplot as plt
+def record(results: dict) -> None:
+    """Show a notebook's results and store them in its output, machine-readable (the notebook's contract)."""
+    from IPython.display import display
 
-    from lmlib.data.stats import rank_frequency
-
-    ranks, counts = rank_frequency(prepared)
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.loglog(ranks, counts, ".", ms=2, label="words")
-    s, c = zipf_exponent(ranks, counts)
-    ax.loglog(ranks, np.exp(c) * ranks ** (-s), "--", lw=1, label=f"fit: frequency ∝ rank^-{s:.2f}")
-    ax.set(xlabel="rank", ylabel="frequency", title=f"Zipf plot: {prepared.corpus}, {len(ranks):,} words")
-    ax.legend()
-    ax.grid(True, which="major", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    clean = json.loads(json.dumps(results, default=str))  # what JSON can hold, as the tests will read it
+    text = "\n".join(f"{k}: {v}" for k, v in clean.items())
+    display({RESULTS_MIME: clean, "text/plain": text}, raw=True)
 
 
-def zipf_exponent(ranks: np.ndarray, counts: np.ndarray, lo: int = 10, hi: int = 1000) -> tuple[float, float]:
-    """Least-squares slope s and intercept c of log f = c - s log r over ranks lo..hi."""
-    keep = (ranks >= lo) & (ranks <= hi)
-    if keep.sum() < 2:
-        keep = ranks > 0
-    slope, intercept = np.polyfit(np.log(ranks[keep]), np.log(counts[keep]), 1)
-    return float(-slope), float(intercept)
+def recorded_results(executed: str | os.PathLike) -> dict:
+    """The dict an executed notebook passed to `record` (its last one)."""
+    import nbformat
 
-
-def token_sample(prepared: Prepared, n: int = 80, split: str = "train", width: int = 100) -> str:
-    """The first `n` tokens of a split as the model sees them (ids decoded, `<unk>` shown)."""
-    return textwrap.fill(" ".join(prepared.vocab.decode(prepared.splits[split][:n])), width)
+    found = None
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if RESULTS_MIME in output.get("data", {}):
+                found = output["data"][RESULTS_MIME]
+    if found is None:
+        raise LMError(f"{executed} recorded no results: run it to the end (its last cell calls record)")
+    return dict(found)
 
 
 def samples(run_dir, prompt: str, temperatures=(0.7, 1.0), max_new_tokens: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -123,12 +101,9 @@ def samples(run_dir, prompt: str, temperatures=(0.7, 1.0), max_new_tokens: int =
     return pd.DataFrame(rows).set_index("temperature")
 
 
-def config_table(config) -> pd.DataFrame:
+def config_table(config: RunConfig) -> pd.DataFrame:
     """The fields where `config` differs from the original study's recipe (the RunConfig defaults)."""
-    from lmlib.config import RunConfig
-
-    base = RunConfig().to_dict()
-    rows = {k: (str(v), str(base[k])) for k, v in config.to_dict().items() if v != base[k]}
+    rows = {k: (str(b), str(a)) for k, (a, b) in differences(RunConfig(), config).items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=["this run", "original study"])
 
 
@@ -138,48 +113,6 @@ def run_summary(results: dict) -> str:
         f"best epoch {results['best_epoch']} of {results['epochs_run']:g} "
         f"(stopped: {results['stopped'].replace('_', ' ')}); valid perplexity {results['valid_ppl']:.1f}, "
         f"test perplexity {results['test_ppl']:.1f}; {results['parameters']:,} parameters; "
-        f"{results['seconds'] / 60:.1f} minutes at {results['tokens_per_s']:,.0f} tokens/s "
-        f"on {results.get('device', '?')}"
+        f"{results['wall_seconds'] / 60:.1f} minutes at {results['train_tokens_per_s']:,.0f} tokens/s "
+        f"on {results.get('resolved_device', '?')}"
     )
-
-
-CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
-
-
-def strip_outputs(nb, keep_checked: bool = True):
-    """The outputs policy for notebooks in git: outputs only on `# NBVAL_CHECK_OUTPUT` cells.
-
-    Everything else (figures, progress bars, training logs, samples) is cleared, with the
-    execution counts and widget state, so stored notebooks stay small and diffs readable.
-    """
-    nb.metadata.pop("widgets", None)
-    nb.metadata.pop("papermill", None)
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-        if cell.cell_type != "code":
-            continue
-        if not (keep_checked and cell.source.startswith(CHECK_MARKER)):
-            cell.execution_count, cell.outputs = None, []  # nbval needs the count of a checked cell
-    return nb
-
-
-def refresh_checked_outputs(notebook: str = "01_data_prep.ipynb", notebooks_dir: Path | None = None) -> Path:
-    """Re-execute `notebook` with its default parameters and store the outputs nbval checks."""
-    import tempfile
-
-    import nbformat
-    import papermill as pm
-
-    notebooks_dir = Path(notebooks_dir or paths.notebooks_dir())
-    source = notebooks_dir / notebook
-    with tempfile.TemporaryDirectory() as tmp:
-        executed = Path(tmp) / notebook
-        pm.execute_notebook(str(source), str(executed), cwd=str(notebooks_dir), progress_bar=False)
-        ran = {c.id: c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"}
-    nb = nbformat.read(source, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and cell.id in ran:
-            cell.outputs, cell.execution_count = ran[cell.id].outputs, ran[cell.id].execution_count
-    nbformat.write(strip_outputs(nb), source)
-    return source

@@ -15,28 +15,27 @@ ones resume; a run whose config in the profile changed is trained again from scr
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
-import platform
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lmlib import paths
+from lmlib.atomic import replace_dir
+from lmlib.config import RESUMABLE, differences
+from lmlib.data.splits import resolve_data
 from lmlib.errors import LMError
 from lmlib.report.browser import CHROMIUM
+from lmlib.report.html import Section, build_report
 from lmlib.report.profiles import Profile, load_profile
+from lmlib.report.title import finished_records, summary, title_page, write_summary
+from lmlib.training.runs import read_config
 
 DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, PANEL_NOTEBOOK = (
-    "01_data_prep.ipynb",
-    "02_train_lstm.ipynb",
-    "03_compare_runs.ipynb",
-    "04_generation_panel.ipynb",
-)
+    "01_data_prep.ipynb", "02_train_lstm.ipynb", "03_compare_runs.ipynb", "04_generation_panel.ipynb",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,62 +51,23 @@ class Step:
 
 def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: Path | None = None) -> list[Step]:
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
-    steps = [
-        Step(
-            DATA_NOTEBOOK,
-            DATA_NOTEBOOK,
-            {
-                "corpus": profile.corpus,
-                "protocol": profile.protocol,
-                "min_freq": profile.min_freq,
-                "prepared_dir": str(prepared_dir),
-            },
-            "data preparation",
-            "1 · Data preparation",
-        )
-    ]
+    data = {"corpus": profile.corpus, "protocol": profile.protocol, "min_freq": profile.min_freq}
+    steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": str(prepared_dir)}, "data preparation",
+                  "1 · Data preparation")]  # fmt: skip
     for i, run in enumerate(profile.runs, 1):
-        steps.append(
-            Step(
-                TRAIN_NOTEBOOK,
-                f"02_train_lstm-{run.name}.ipynb",
-                {
-                    "run_name": run.name,
-                    "preset": run.preset,
-                    "overrides": profile.run_overrides(run),
-                    "max_minutes": profile.max_minutes,
-                    "device": profile.device,
-                    "prepared_dir": str(prepared_dir),
-                    "runs_root": str(runs_root),
-                },
-                f"training run {run.name!r}",
-                f"2.{i} · Training run “{run.name}”",
-            )
-        )
-    steps.append(
-        Step(
-            COMPARE_NOTEBOOK,
-            COMPARE_NOTEBOOK,
-            {
-                "runs_root": str(runs_root),
-                "run_names": [r.name for r in profile.runs],
-                "baseline": profile.baseline,
-                "compare_to": {r.name: r.vs for r in profile.runs if r.vs},
-            },
-            "comparison",
-            "3 · Comparison of the runs",
-        )
-    )
+        parameters = {
+            "run_name": run.name, "preset": run.preset, "overrides": {**profile.overrides, **run.overrides},
+            "max_minutes": profile.max_minutes, "device": profile.device,
+            "prepared_dir": str(prepared_dir), "runs_root": str(runs_root),
+        }  # fmt: skip
+        steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{run.name}.ipynb", parameters,
+                          f"training run {run.name!r}", f"2.{i} · Training run “{run.name}”"))  # fmt: skip
+    compare = {"runs_root": str(runs_root), "run_names": [r.name for r in profile.runs],
+               "baseline": profile.baseline, "vs": profile.vs()}  # fmt: skip
+    steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
-        steps.append(
-            Step(
-                PANEL_NOTEBOOK,
-                PANEL_NOTEBOOK,
-                {"runs_root": str(runs_root)},
-                "generation panel",
-                "4 · Generation panel",
-            )
-        )
+        steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",
+                          "4 · Generation panel"))  # fmt: skip
     return steps
 
 
@@ -137,12 +97,12 @@ def run_pipeline(
     shutil.rmtree(build, ignore_errors=True)
     (build / "notebooks").mkdir(parents=True)
     runs_root.mkdir(parents=True, exist_ok=True)
-    _retire_stale_runs(prof, runs_root, fresh, log)
+    retire_stale_runs(prof, runs_root, fresh, log)
     reused = [r.name for r in prof.runs if (runs_root / r.name / "results.json").is_file()]
     if reused:
         log(f"reusing finished runs (same config): {', '.join(reused)}; pass fresh=True (--fresh) to retrain")
-    steps = plan(prof, runs_root, prepared_dir, notebooks_dir)
     timings = []
+    steps = plan(prof, runs_root, prepared_dir, notebooks_dir)
     for i, step in enumerate(steps, 1):
         log(f"[{i}/{len(steps)}] {step.notebook} ({step.label}) ...")
         seconds = execute(step, notebooks_dir, build / "notebooks", target)
@@ -150,7 +110,7 @@ def run_pipeline(
         log(f"      done in {seconds:.0f} s")
     report = render(prof, runs_root, build, timings, time.perf_counter() - started, reused)
     browser_check(report, build / "screenshot.png", log)
-    _swap(build, target)
+    replace_dir(build, target)  # the old report goes only once the new one is complete
     log(f"report: {target / report.name} ({_size(target)}; {time.perf_counter() - started:.0f} s in all)")
     return target / report.name
 
@@ -210,65 +170,13 @@ def failed_cell(executed: Path) -> str:
     return "an unknown cell"
 
 
-def render(
-    prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float, reused: list[str] = ()
-) -> Path:
-    """The title page from the runs' numbers, then every executed notebook as a section."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lmlib import __version__
-    from lmlib.report.compare import analysis, comparison_table, load_records, plot_curves
-    from lmlib.report.html import Section, TitlePage, build_report
-
-    names = [r.name for r in prof.runs if (runs_root / r.name / "results.json").is_file()]
-    records = load_records(runs_root, names) if names else []
-    table = comparison_table(records)
-    figure = None
-    if records:
-        fig = plot_curves(records)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        plt.close(fig)
-        figure = buffer.getvalue()
-    training = sum(float(r.results.get("seconds", 0)) for r in records)
-    page = TitlePage(
-        title=prof.title,
-        facts={
-            "profile": f"{prof.name}: {prof.description}".strip(": "),
-            "corpus": prof.corpus,
-            "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine(),
-            "pipeline wall time": f"{wall_seconds / 60:.1f} minutes"
-            + (f" (reusing finished runs: {', '.join(reused)})" if reused else ""),
-            "training time": f"{training / 60:.1f} minutes over {len(records)} runs",
-            "lmlib": f"{__version__} {git_commit()}".strip(),
-        },
-        headline=headline(table),
-        table_html=table.reset_index().to_html(classes="comparison", index=False)
-        if records
-        else "<p>No finished runs.</p>",
-        figure_png=figure,
-        analysis_md=analysis(records, prof.baseline or None, {r.name: r.vs for r in prof.runs if r.vs})
-        if records
-        else "",
-        notes_md=_questions(prof) + "\n\n" + _timings(timings),
-    )
+def render(prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float, reused=()) -> Path:
+    """The title page from the runs' numbers, then every executed notebook as a section; and summary.json."""
+    records = finished_records(prof, runs_root)
+    page = title_page(prof, records, timings, wall_seconds, reused)
     sections = [Section(build / "notebooks" / step.output, step.title) for step, _ in timings]
     report = build_report(build, page, sections)
-    summary = {
-        "profile": prof.name,
-        "wall_seconds": round(wall_seconds, 1),
-        "training_seconds": round(training, 1),
-        "reused_runs": list(reused),
-        "steps": {step.output: round(sec, 1) for step, sec in timings},
-        "runs": json.loads(table.reset_index().to_json(orient="records")) if records else [],
-    }
-    (build / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_summary(build / "summary.json", summary(prof, records, timings, wall_seconds, reused))
     return report
 
 
@@ -295,94 +203,19 @@ def browser_check(report: Path, screenshot: Path, log, chromium: Path = CHROMIUM
     return seen
 
 
-def headline(table) -> str:
-    """The one-sentence result for the title page."""
-    if table.empty:
-        return "No run finished."
-    best = table["valid ppl"].idxmin()
-    row = table.loc[best]
-    return (
-        f"Best run: **{best}** — test perplexity **{row['test ppl']:.1f}** (valid {row['valid ppl']:.1f}, "
-        f"best epoch {row['best epoch']}), {row['parameters']:,} parameters, {row['minutes']:.1f} minutes of training."
-    )
-
-
-def machine() -> str:
-    """CPU/GPU, cores, what precisions `auto` and `mixed` train in, and the torch version, in one line."""
-    import torch
-
-    from lmlib.training.device import cpu_model, resolve_device, resolve_precision
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    device = resolve_device("auto")
-    precision = f"precision auto = {resolve_precision('auto', device)}, mixed = {resolve_precision('mixed', device)}"
-    return (
-        f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, {precision}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
-
-
-def git_commit() -> str:
-    root = paths.checkout_root()
-    if root is None:
-        return ""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return f"(commit {out.stdout.strip()})" if out.returncode == 0 and out.stdout.strip() else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _questions(prof: Profile) -> str:
-    lines = ["### The runs", ""]
-    for run in prof.runs:
-        change = ", ".join(f"`{k}={v}`" for k, v in run.overrides.items()) or "no overrides"
-        lines.append(f"- **{run.name}**: preset `{run.preset}`, {change}. {run.question}".rstrip())
-    budget = f"{prof.max_minutes:g} minutes" if prof.max_minutes else "each preset's own"
-    common = ", ".join(f"`{k}={v}`" for k, v in prof.overrides.items())
-    lines.append(
-        f"\nTraining budget per run: {budget}; device: `{prof.device}`"
-        + (f"; every run also sets {common}." if common else ".")
-    )
-    return "\n".join(lines)
-
-
-def _timings(timings: list) -> str:
-    rows = "\n".join(f"| {step.output} | {seconds:.0f} |" for step, seconds in timings)
-    return f"### Pipeline steps\n\n| executed notebook | seconds |\n|---|---|\n{rows}"
-
-
-def _retire_stale_runs(prof: Profile, runs_root: Path, fresh: bool, log) -> None:
-    """Delete this profile's run folders that `fresh` asks to redo or whose config changed."""
-    from lmlib.report.notebook import run_config
-    from lmlib.training.loop import RESUMABLE_CHANGES
-    from lmlib.training.runs import read_config
-
-    data_fields = {"corpus", "protocol", "min_freq"}  # set from the prepared data, checked by train()
+def retire_stale_runs(prof: Profile, runs_root: Path, fresh: bool, log) -> None:
+    """Delete this profile's run folders that `fresh` asks to redo or whose config changed in the profile."""
+    data = resolve_data(prof.data())  # what notebook 01 will prepare, so `None` compares as what it resolves to
     for run in prof.runs:
         folder = runs_root / run.name
         if not (folder / "config.json").is_file():
             continue
         if not fresh:
-            saved = read_config(folder)[0].to_dict()
-            wanted = run_config(run.preset, prof.run_overrides(run), prof.max_minutes, prof.device).to_dict()
-            changed = [k for k in wanted if saved[k] != wanted[k] and k not in RESUMABLE_CHANGES | data_fields]
+            changed = differences(read_config(folder)[0], prof.run_config(run, data), ignore=RESUMABLE)
             if not changed:
                 continue
             log(f"run {run.name!r}: config changed ({', '.join(changed)}), training it again")
         shutil.rmtree(folder)
-
-
-def _swap(build: Path, target: Path) -> None:
-    """Rename the finished build over the old report (the old one is removed only afterwards)."""
-    old = target.with_name(f"{target.name}.old.tmp")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(build, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _size(folder: Path) -> str:

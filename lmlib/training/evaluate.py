@@ -19,7 +19,8 @@ import os
 
 import torch
 
-from lmlib.data.batching import batchify, check_fits, fixed_windows, get_batch
+from lmlib.data.batching import batch_splits, fixed_windows, get_batch
+from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel
 from lmlib.training.device import autocast
 
@@ -33,13 +34,14 @@ def evaluate_loss(
     model.eval()
     device = data.device
     hidden = model.init_hidden(data.size(0), device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per window
     count = 0
     for start, length in fixed_windows(data.size(1), bptt):
         x, y = get_batch(data, start, length)
         with autocast(device, precision):
-            out, hidden, _ = model.features(x, hidden)
-        total += model.nll(out.float(), y, reduction="sum").double()
+            out = model(x, hidden, targets=y, reduction="sum")
+        hidden = out.hidden
+        total += out.nll.double()
         count += y.numel()
     model.train(was_training)
     if reduction == "original":
@@ -56,26 +58,18 @@ def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: s
     """Perplexity of a saved run's best weights on the named splits of its own corpus."""
     from lmlib.data.corpus import load_corpus
     from lmlib.data.splits import prepare
-    from lmlib.training.device import resolve_device
     from lmlib.training.runs import load_model, read_config
 
-    config, data = read_config(run_dir)
-    device = resolve_device(device)
+    config, info = read_config(run_dir)
     model, vocab, _ = load_model(run_dir, device)
-    prepared = prepare(load_corpus(config.corpus), data.get("protocol"), data.get("min_freq"))
+    prepared = prepare(load_corpus(config.data.corpus), info.get("protocol"), info.get("min_freq"))
     if prepared.vocab.itos != vocab.itos:
-        from lmlib.errors import LMError
-
         raise LMError(f"the corpus now gives a different vocabulary than {run_dir}/vocab.json: was the corpus changed?")
-    batch = config.eval_batch_size or config.batch_size
+    device = next(model.parameters()).device
+    batched = batch_splits(prepared, config.data, config.train, device, splits)
     result = {}
     for split in splits:
-        ids = prepared.splits[split]
-        if config.subset_tokens:
-            ids = ids[: config.subset_tokens]
-        batched = batchify(ids, batch).to(device)
-        check_fits(batched, config.bptt, split)
-        loss = evaluate_loss(model, batched, config.bptt)
+        loss = evaluate_loss(model, batched[split], config.train.bptt)
         result[f"{split}_loss"] = loss
         result[f"{split}_ppl"] = perplexity(loss)
     return result

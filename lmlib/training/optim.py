@@ -1,8 +1,11 @@
-"""Optimisers and learning-rate schedules: Adam (original), AdamW, SGD and NT-ASGD.
+"""How the weights change: the optimiser, its learning-rate schedule, clipping and NT-ASGD.
 
-NT-ASGD (Merity et al. 2017, §3): train with plain SGD; once the validation loss is worse
-than the best of the epochs before the last `nonmono`, switch to averaged SGD and from
-then on evaluate (and save) the running average of the weights.
+Optimisers: Adam (the original), AdamW, SGD, and NT-ASGD (Merity et al. 2017, §3): train
+with plain SGD; once the validation loss is worse than the best of the epochs before the
+last `nonmono`, switch to averaged SGD and from then on evaluate (and save) the running
+average of the weights. Schedules (`lr_schedule`): "plateau", ReduceLROnPlateau on the
+validation loss (the original: factor 0.5, patience 0); "step", lr x lr_factor every epoch
+from `lr_decay_start` (Zaremba et al. 2014); "none".
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ from contextlib import contextmanager
 
 import torch
 
-from lmlib.config import RunConfig
+from lmlib.config import TrainConfig
+from lmlib.model.lstm import Hidden, LSTMLanguageModel
 from lmlib.training.checkpoint import optimizer_tensors, restore_optimizer
 from lmlib.training.device import autocast, grad_scaler
 
 
-class Optimization:
-    """Optimiser + scheduler + grad scaler + gradient clipping, with checkpointable state."""
+class UpdateRule:
+    """Optimiser + schedule + grad scaler + clipping + NT-ASGD averaging, with checkpointable state."""
 
-    def __init__(self, config: RunConfig, model: torch.nn.Module, device: torch.device, precision: str):
+    def __init__(self, config: TrainConfig, model: LSTMLanguageModel, device: torch.device, precision: str):
         self.config, self.model, self.device, self.precision = config, model, device, precision
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.averaging = False
@@ -28,25 +32,25 @@ class Optimization:
         self.scaler = grad_scaler(device, precision)
 
     def _make_optimizer(self, name: str) -> torch.optim.Optimizer:
-        c = self.config
+        config = self.config
         if name in ("adam", "adamw"):
             # The fused kernel does the same update in one pass over each tensor instead of
             # ~10 elementwise ops: a tenth of a CPU training step at width 512 (fused is
             # offered on CPU and CUDA only).
             fused = torch.device(self.device).type in ("cpu", "cuda") or None
             cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-            return cls(self.params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
+            return cls(self.params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
         if name == "asgd":
             # t0=0, lambd=0: plain SGD steps, averaging from the switch on (AWD-LSTM's settings)
-            return torch.optim.ASGD(self.params, lr=self.lr, t0=0, lambd=0.0, weight_decay=c.weight_decay)
-        return torch.optim.SGD(self.params, lr=c.lr, weight_decay=c.weight_decay)  # sgd, ntasgd
+            return torch.optim.ASGD(self.params, lr=self.lr, t0=0, lambd=0.0, weight_decay=config.weight_decay)
+        return torch.optim.SGD(self.params, lr=config.lr, weight_decay=config.weight_decay)  # sgd, ntasgd
 
     def _make_scheduler(self):
-        c = self.config
-        if c.optimizer == "ntasgd" or c.lr_decay_start or c.lr_factor >= 1.0:
+        if self.config.lr_schedule != "plateau":
             return None
-        # The original: ReduceLROnPlateau(factor 0.5, patience 0) on the validation loss.
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=c.lr_factor, patience=c.lr_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=self.config.lr_factor, patience=self.config.lr_patience
+        )
 
     @property
     def lr(self) -> float:
@@ -57,20 +61,18 @@ class Optimization:
             group["lr"] = lr
 
     def start_epoch(self, epoch: int) -> None:
-        """Fixed decay (Zaremba et al. 2014): lr x factor every epoch from `lr_decay_start` on."""
-        c = self.config
-        if c.lr_decay_start and epoch >= c.lr_decay_start:
-            self._set_lr(c.lr * c.lr_factor ** (epoch - c.lr_decay_start + 1))
+        """The step schedule (Zaremba et al. 2014): lr x factor every epoch from `lr_decay_start` on."""
+        config = self.config
+        if config.lr_schedule == "step" and epoch >= config.lr_decay_start:
+            self._set_lr(config.lr * config.lr_factor ** (epoch - config.lr_decay_start + 1))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, hidden, lr_scale: float = 1.0):
+    def step(self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden, lr_scale: float = 1.0):
         """One forward/backward/update on a window; returns (NLL without penalties, hidden)."""
         with autocast(self.device, self.precision):
-            out, hidden, raw = self.model.features(x, hidden)
-            nll = self.model.nll(out, y)
-            loss = nll + self.model.penalty(out, raw)
+            out = self.model(x, hidden, targets=y)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.config.clip:
+        self.scaler.scale(out.loss).backward()
+        if self.config.clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.params, self.config.clip)
         if lr_scale != 1.0:  # AWD-LSTM: scale lr with the window length (§4.1)
@@ -80,7 +82,7 @@ class Optimization:
         self.scaler.update()
         if lr_scale != 1.0:
             self._set_lr(base)
-        return nll, hidden
+        return out.nll, out.hidden
 
     def end_epoch(self, valid_loss: float, history: list[float]) -> None:
         """Step the plateau scheduler, or switch SGD to averaged SGD (NT-ASGD)."""

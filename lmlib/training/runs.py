@@ -1,12 +1,18 @@
-"""Run directories: what a run writes, and loading it back.
+"""Run directories: what a run writes, and reading it back (also as older versions wrote it).
 
-runs/<name>/
-  config.json        every hyperparameter, plus the corpus/protocol actually used
-  vocab.json         the vocabulary (ids of the model's rows)
-  model.safetensors  best-validation weights
-  last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
-  metrics.csv        one row per epoch, appended as it happens
-  results.json       the final numbers (written when training ends)
+    runs/<name>/
+      config.json        {"config": the RunConfig (nested by concern), "run": what the run resolved
+                          at its start (resolved_device, resolved_precision, corpus, protocol,
+                          min_freq, vocab_size, split_tokens, parameters, torch, lmlib)}
+      vocab.json         the vocabulary (ids of the model's rows)
+      model.safetensors  best-validation weights
+      last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
+      metrics.csv        one row per epoch (METRIC_COLUMNS), appended as it happens
+      results.json       the final numbers (RESULT_KEYS), written when training ends
+
+Runs written before the names were unified still load: flat config.json with a "data"
+block, metrics.csv with `seconds`/`tokens_per_s`/`elapsed_s`, results.json with
+`seconds`/`tokens_per_s`/`device`/`precision` are read under today's names.
 """
 
 from __future__ import annotations
@@ -30,20 +36,30 @@ from lmlib.training.checkpoint import load_model_tensors, load_tensors
 from lmlib.training.device import resolve_device
 
 METRIC_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_ppl",
-    "valid_loss",
-    "valid_ppl",
+    "epoch",  # fractional when the time budget cut the epoch short
+    "train_loss", "train_ppl",  # over the epoch's training windows, with dropout on
+    "valid_loss", "valid_ppl",
     "lr",
-    "seconds",
-    "tokens_per_s",
-    "elapsed_s",
-]
+    "train_seconds",  # time in this epoch's training steps (validation excluded)
+    "train_tokens_per_s",  # training tokens / train_seconds
+    "wall_seconds",  # wall time of the whole run when this epoch's validation ended
+]  # fmt: skip
+RESULT_KEYS = [
+    "parameters", "best_epoch", "epochs_run", "train_ppl", "valid_loss", "valid_ppl", "test_loss", "test_ppl",
+    "wall_seconds", "train_tokens_per_s", "stopped", "resolved_device", "resolved_precision",
+]  # fmt: skip
+# What older versions called today's columns and keys.
+_OLD_METRIC_NAMES = {"seconds": "train_seconds", "tokens_per_s": "train_tokens_per_s", "elapsed_s": "wall_seconds"}
+_OLD_RESULT_NAMES = {
+    "seconds": "wall_seconds", "tokens_per_s": "train_tokens_per_s",
+    "device": "resolved_device", "precision": "resolved_precision",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class RunPaths:
+    """The files of one run directory."""
+
     root: Path
 
     @property
@@ -71,32 +87,28 @@ class RunPaths:
         return self.root / "results.json"
 
 
-@dataclass
-class Run:
-    """A trained run loaded from disk."""
-
-    path: Path
-    config: RunConfig
-    vocab: Vocab
-    model: LSTMLanguageModel
-    metrics: pd.DataFrame
-    results: dict | None
-
-
-def write_config(paths: RunPaths, config: RunConfig, data: dict) -> None:
-    write_json(paths.config, {"config": config.to_dict(), "data": data})
+def write_config(paths: RunPaths, config: RunConfig, run: dict) -> None:
+    """config.json: the configuration and what the run resolved at its start."""
+    write_json(paths.config, {"config": config.to_dict(), "run": run})
 
 
 def read_config(run_dir: str | os.PathLike) -> tuple[RunConfig, dict]:
-    """(RunConfig, data description) from a run's config.json."""
+    """(RunConfig, what the run resolved at its start) from a run's config.json, of any version."""
     path = RunPaths(Path(run_dir)).config
     if not path.is_file():
         raise LMError(f"{run_dir} is not a run directory (no config.json): train one with python -m lmlib train")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return RunConfig.from_dict(raw["config"]), raw.get("data", {})
+        config = RunConfig.from_dict(raw["config"])
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise LMError(f"{path} is not a valid config.json ({err})") from None
+    except LMError as err:
+        raise LMError(f"{path} holds an invalid config: {err}") from None
+    run = raw.get("run")
+    if run is None:  # written before 0.2: a "data" block with "device"/"precision"
+        old = dict(raw.get("data", {}))
+        run = {_OLD_RESULT_NAMES.get(k, k): v for k, v in old.items()}
+    return config, run
 
 
 def append_metrics(paths: RunPaths, row: dict) -> None:
@@ -107,10 +119,11 @@ def append_metrics(paths: RunPaths, row: dict) -> None:
 
 
 def read_metric_rows(paths: RunPaths) -> list[dict]:
+    """metrics.csv as a list of dicts under today's column names."""
     if not paths.metrics.is_file():
         return []
     with open(paths.metrics, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        return [{_OLD_METRIC_NAMES.get(k, k): v for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 def write_metric_rows(paths: RunPaths, rows: list[dict]) -> None:
@@ -129,16 +142,20 @@ def truncate_metrics(paths: RunPaths, before_epoch: int) -> None:
 
 
 def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """metrics.csv as a DataFrame (empty, with the columns, when there is none yet)."""
+    """metrics.csv as a DataFrame under today's column names (empty, with the columns, when there is none yet)."""
     path = RunPaths(Path(run_dir)).metrics
     if not path.is_file():
         return pd.DataFrame(columns=METRIC_COLUMNS)
-    return pd.read_csv(path)
+    return pd.read_csv(path).rename(columns=_OLD_METRIC_NAMES)
 
 
 def read_results(run_dir: str | os.PathLike) -> dict | None:
+    """results.json under today's key names, or None while the run has not finished."""
     path = RunPaths(Path(run_dir)).results
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    return {_OLD_RESULT_NAMES.get(k, k): v for k, v in results.items()}
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[Path]:
@@ -159,13 +176,7 @@ def load_model(
     paths = RunPaths(Path(run_dir))
     config, _ = read_config(run_dir)
     vocab = Vocab.load(paths.vocab)
-    model = LSTMLanguageModel(len(vocab), config)
+    model = LSTMLanguageModel(len(vocab), config.model)
     tensors, _ = load_tensors(paths.model)
     load_model_tensors(model, tensors, str(paths.model))
     return model.to(resolve_device(str(device))).eval(), vocab, config
-
-
-def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
-    """Everything a run wrote, loaded without pickle."""
-    model, vocab, config = load_model(run_dir, device)
-    return Run(Path(run_dir), config, vocab, model, read_metrics(run_dir), read_results(run_dir))

@@ -1,0 +1,40 @@
+"""Command-line interface: `python -m lmlib COMMAND --help`, one module per command.
+
+User errors (LMError) print one line on stderr and exit with status 2; no tracebacks.
+`--json` makes prepare, train, evaluate and generate print one JSON object for scripts.
+Heavy imports (torch, papermill, flask) happen inside the commands, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lmlib.cli import generation, prepare, report, serve, train
+from lmlib.errors import LMError
+
+COMMANDS = (prepare, train, generation, serve, report)  # each adds its subcommands: add(commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lmlib",
+        description="Word-level LSTM language models: prepare corpora, train, evaluate, generate, serve, report.",
+        epilog="Run `python -m lmlib COMMAND --help` for a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except LMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

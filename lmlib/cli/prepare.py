@@ -1,0 +1,39 @@
+"""`prepare`: load a corpus, build the vocabulary and splits, print statistics, optionally save them."""
+
+from __future__ import annotations
+
+import json
+
+from lmlib.cli import options
+
+
+def add(commands) -> None:
+    parser = commands.add_parser(
+        "prepare", help="load a corpus, build vocabulary and splits, print statistics",
+        description="Load a corpus, build the vocabulary and splits, and print their statistics.",
+    )  # fmt: skip
+    options.add_corpus(parser)
+    parser.add_argument(
+        "--prepared-dir", "--out", dest="prepared_dir", default=None,
+        help="also write the prepared data to this folder (read by notebook 02 and `train`)",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from lmlib.data.corpus import load_corpus
+    from lmlib.data.prepared import save_prepared
+    from lmlib.data.splits import prepare
+    from lmlib.data.stats import format_report, summary
+
+    prepared = prepare(load_corpus(args.corpus), args.protocol, args.min_freq)
+    if args.prepared_dir:
+        save_prepared(prepared, args.prepared_dir)
+    if args.json:
+        print(json.dumps(summary(prepared)))
+    else:
+        print(format_report(prepared))
+        if args.prepared_dir:
+            print(f"\nprepared data written to {args.prepared_dir}")
+    return 0

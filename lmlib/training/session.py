@@ -1,0 +1,183 @@
+"""One training session: the live objects of a run, its checkpoint, and resuming from it.
+
+A checkpoint (`last.safetensors`, one atomic file) holds the weights, the update rule's
+state (optimiser, scheduler, grad scaler, NT-ASGD averaging), both random-number states,
+the hidden state and the loop's position inside the epoch, so that on a CPU with a fixed
+seed a resumed run ends with exactly the metrics of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from lmlib import __version__
+from lmlib.config import RESUMABLE, RunConfig, differences
+from lmlib.data.batching import batch_splits
+from lmlib.data.corpus import load_corpus
+from lmlib.data.splits import Prepared, prepare
+from lmlib.errors import LMError
+from lmlib.model.lstm import Hidden, LSTMLanguageModel, count_parameters
+from lmlib.training.checkpoint import (
+    load_model_tensors,
+    load_tensors,
+    model_tensors,
+    restore_rng,
+    rng_tensors,
+    save_tensors,
+)
+from lmlib.training.device import resolve_device, resolve_precision
+from lmlib.training.optim import UpdateRule
+from lmlib.training.runs import RunPaths, read_config, truncate_metrics, write_config
+
+
+@dataclass
+class LoopState:
+    """Everything about the loop's position that a checkpoint must carry (JSON-able)."""
+
+    epoch: int = 1  # the epoch being trained (1-based)
+    column: int = 0  # next window start inside the epoch
+    loss_sum: float = 0.0  # training NLL summed over this epoch's tokens so far
+    tokens: int = 0  # training tokens of this epoch so far
+    train_seconds: float = 0.0  # seconds spent in this epoch's training steps
+    elapsed: float = 0.0  # wall seconds of the whole run, over all sessions
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    valid_history: list[float] = field(default_factory=list)
+    stopped: str = ""  # "", "completed", "early_stopping", "time_budget"
+
+
+@dataclass
+class Session:
+    """The live objects of one training session."""
+
+    config: RunConfig
+    paths: RunPaths
+    prepared: Prepared
+    device: torch.device
+    precision: str
+    model: LSTMLanguageModel
+    update: UpdateRule
+    rng: np.random.Generator
+    batches: dict[str, torch.Tensor]  # split name -> (batch, columns) ids on the device
+    state: LoopState
+    hidden: Hidden | None = None
+
+
+def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None) -> Session:
+    """Build the model and everything around it; resume from last.safetensors when there is one."""
+    resuming = paths.last.is_file()
+    if resuming or paths.config.is_file():
+        check_resumable(paths, config)
+    torch.manual_seed(config.train.seed)
+    rng = np.random.default_rng(config.train.seed)
+    data = config.data
+    prepared = prepared or prepare(load_corpus(data.corpus), data.protocol, data.min_freq)
+    device = resolve_device(config.runtime.device)
+    precision = resolve_precision(config.runtime.precision, device)
+    model = LSTMLanguageModel(len(prepared.vocab), config.model).to(device)
+    batches = batch_splits(prepared, config.data, config.train, device)
+    update = UpdateRule(config.train, model, device, precision)
+    session = Session(config, paths, prepared, device, precision, model, update, rng, batches, LoopState())
+    if resuming:
+        restore(session)
+    else:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        write_config(paths, config, describe_run(prepared, model, device, precision))
+        prepared.vocab.save(paths.vocab)
+    return session
+
+
+def check_resumable(paths: RunPaths, config: RunConfig) -> None:
+    """A run directory may only be continued with the config it was started with (budgets and runtime aside)."""
+    saved, _ = read_config(paths.root)
+    changed = differences(saved, config, ignore=RESUMABLE)
+    if changed:
+        raise LMError(
+            f"{paths.root} already holds a run with a different config ({', '.join(changed)}): "
+            "choose another --run-dir, or delete that folder to start over"
+        )
+
+
+def describe_run(prepared: Prepared, model: LSTMLanguageModel, device: torch.device, precision: str) -> dict:
+    """What config.json records beside the config: what `auto` and the corpus resolved to, and versions."""
+    return {
+        "resolved_device": str(device), "resolved_precision": precision,
+        "corpus": prepared.corpus, "protocol": prepared.protocol, "min_freq": prepared.min_freq,
+        "vocab_size": len(prepared.vocab), "split_tokens": prepared.split_tokens,
+        "parameters": count_parameters(model), "torch": torch.__version__, "lmlib": __version__,
+    }  # fmt: skip
+
+
+def save_checkpoint(session: Session) -> None:
+    """Write last.safetensors: weights, update rule, RNGs, hidden state and loop position."""
+    tensors = {f"model/{k}": v for k, v in model_tensors(session.model).items()}
+    update_tensors, update_header = session.update.state_tensors()
+    rng_t, rng_header = rng_tensors(session.rng)
+    tensors.update(update_tensors)
+    tensors.update(rng_t)
+    for i, (state, cell) in enumerate(session.hidden or []):
+        tensors[f"hidden/{i}/h"], tensors[f"hidden/{i}/c"] = state, cell
+    # "optimization" is the key older checkpoints used for the update rule: kept so both read
+    header = {"loop": asdict(session.state), "optimization": update_header, "rng": rng_header, "lmlib": __version__}
+    save_tensors(session.paths.last, tensors, header)
+
+
+def restore(session: Session) -> None:
+    """Load last.safetensors into the session (the inverse of `save_checkpoint`)."""
+    tensors, header = load_tensors(session.paths.last)
+    weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    load_model_tensors(session.model, weights, str(session.paths.last))
+    session.update.restore(tensors, header["optimization"])
+    restore_rng(session.rng, tensors, header["rng"])
+    session.state = LoopState(**header["loop"])
+    if session.state.stopped in ("completed", "time_budget"):
+        session.state.stopped = ""  # more epochs or a larger budget continue a finished run
+    layers = sorted({int(k.split("/")[1]) for k in tensors if k.startswith("hidden/")})
+    device = session.device
+    hidden = [(tensors[f"hidden/{i}/h"].to(device), tensors[f"hidden/{i}/c"].to(device)) for i in layers]
+    session.hidden = hidden or None
+    truncate_metrics(session.paths, session.state.epoch)
+
+
+def save_best_weights(session: Session, valid_loss: float) -> None:
+    """Write model.safetensors: the weights of the best validation epoch so far."""
+    header = {"epoch": session.state.epoch, "valid_loss": valid_loss}
+    save_tensors(session.paths.model, model_tensors(session.model), header)
+
+
+def load_best_weights(session: Session) -> None:
+    """Put model.safetensors (the best validation epoch's weights) into the session's model."""
+    if not session.paths.model.is_file():
+        raise LMError(f"{session.paths.root} has no best weights: training stopped before the first validation")
+    tensors, _ = load_tensors(session.paths.model)
+    load_model_tensors(session.model, tensors, str(session.paths.model))
+
+
+@contextmanager
+def stop_on_sigint():
+    """Turn Ctrl-C into a flag the loop checks between steps, so the checkpoint is consistent."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if stop.is_set():  # a second Ctrl-C: give up at once
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
