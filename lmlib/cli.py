@@ -249,8 +249,12 @@ def add_serve(commands) -> None:
 
 
 def run_serve(args) -> int:
-    from lmlib.apps.web import serve
-
+    try:
+        from lmlib.apps.web import serve
+    except ModuleNotFoundError as err:
+        if err.name not in ("flask", "werkzeug", "waitress"):
+            raise
+        raise LMError(f"the web app needs {err.name}: pip install -e '.[web]'") from None
     serve(args.run, host=args.host, port=args.port, production=not args.dev)
     return 0
 

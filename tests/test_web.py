@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import inspect
 import json
 import re
+import sys
 import threading
 
 import generation_latency  # benchmarks/ is on sys.path (pytest's pythonpath)
@@ -12,8 +15,10 @@ import load_test
 import pytest
 from conftest import ROOT
 
+from lmlib.apps import web
 from lmlib.apps.web import STATIC, Busy, Limits, Slots, create_app, parse_request, serve
 from lmlib.errors import LMError
+from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +29,23 @@ def client(generator):
 def post(client, payload, path="/generate"):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return client.post(path, data=body, content_type="application/json")
+
+
+@contextlib.contextmanager
+def serving(app, **options):
+    """`app` under waitress in a thread on a free loopback port; yields its URL."""
+    import waitress
+    from waitress import wasyncore
+
+    server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}/"
+    finally:
+        wasyncore.close_all(server._map)  # the loop ends when its map is empty
+        server.task_dispatcher.shutdown()
+        thread.join(timeout=10)
 
 
 def events(response) -> list[tuple[str, dict]]:
@@ -188,7 +210,7 @@ def test_a_streamed_response_gives_its_slot_back(generator):
 def test_health_names_the_model_and_its_limits(client):
     body = client.get("/health").get_json()
     assert body["status"] == "ok" and body["model"] == "tiny"
-    assert body["vocab_size"] > 2 and body["limits"]["max_new_tokens"] == 300
+    assert body["vocab_size"] > 2 and body["limits"]["max_new_tokens"] == INTERACTIVE_MAX_NEW_TOKENS
 
 
 def test_page_and_assets_are_local_and_hardened(client):
@@ -204,6 +226,33 @@ def test_page_and_assets_are_local_and_hardened(client):
         assert not re.search(r"(https?:)?//[a-z]", re.sub(r"^\s*//.*$", "", text, flags=re.M)), path
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # no inline script: the CSP forbids it
     assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML", (STATIC / "app.js").read_text())
+
+
+def test_handlers_are_module_level_functions_and_create_app_only_wires(client):
+    for endpoint, view in client.application.view_functions.items():
+        assert "<locals>" not in view.__qualname__, f"{endpoint} is defined inside a function"
+    tree = ast.parse(inspect.getsource(create_app)).body[0]
+    nested = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node is not tree]
+    assert nested == [] and len(inspect.getsource(create_app).splitlines()) < 25
+
+
+def test_summary_builds_the_text_with_readable_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(sys.modules[web.summary.__module__], "readable", lambda p, t: calls.append((p, t)) or "R")
+    request = parse_request(b'{"prompt": "Mr. Darcy\'s  house", "seed": 1}', Limits())
+    body = web.summary(request, ["was", "large"], [1.0, 2.0], "length", 0.0)
+    assert body["generated_text"] == "R" and ("Mr. Darcy's  house", ["was", "large"]) in calls
+
+
+def test_the_default_length_limit_is_the_one_interactive_cap():
+    assert Limits().max_new_tokens == INTERACTIVE_MAX_NEW_TOKENS
+
+
+def test_the_page_posts_max_new_tokens_and_takes_its_cap_from_health():
+    script = (STATIC / "app.js").read_text()
+    assert "max_new_tokens:" in script and "max_seq_len:" not in script
+    assert "limits.max_new_tokens" in script
+    assert 'id="max_new_tokens"' in (STATIC / "index.html").read_text()
 
 
 def test_serving_is_safe_by_default(client):

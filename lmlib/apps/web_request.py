@@ -1,0 +1,107 @@
+"""What one web request may ask for, and the checks that turn its JSON body into a request.
+
+Every mistake a client can make is an LMError whose message names the field and says what
+would be accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import asdict, dataclass
+
+from lmlib.errors import LMError
+from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
+
+FIELDS = ("prompt", "max_new_tokens", "max_seq_len", "temperature", "top_k", "top_p", "seed")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; anything beyond is refused with status 400."""
+
+    max_body_bytes: int = 16_384
+    max_prompt_chars: int = 2_000
+    max_new_tokens: int = INTERACTIVE_MAX_NEW_TOKENS  # the original's slider stopped at 100
+    max_seconds: float = 30.0  # a generation still running after this stops early
+    max_concurrent: int = 4  # generations at once; on 2 cores more only share the CPU
+    queue_seconds: float = 30.0  # how long a request waits for a slot before a 503
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise LMError(f"web limit {name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One validated request: the keywords of `Generator.stream`."""
+
+    prompt: str
+    max_new_tokens: int = 50
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def keywords(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "prompt"}
+
+
+def parse_request(body: bytes, limits: Limits) -> GenerationRequest:
+    """Validate a JSON request body; every mistake raises LMError saying which field and why."""
+    if len(body) > limits.max_body_bytes:
+        raise LMError(f"the request body is over {limits.max_body_bytes} bytes")
+    data = _json_object(body)
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise LMError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise LMError("prompt is required and must be a non-empty string")
+    if len(prompt) > limits.max_prompt_chars:
+        raise LMError(f"prompt is {len(prompt)} characters; the limit is {limits.max_prompt_chars}")
+    if "max_seq_len" in data and "max_new_tokens" in data and data["max_seq_len"] != data["max_new_tokens"]:
+        raise LMError("give max_new_tokens or its old name max_seq_len, not both")
+    length = data.get("max_new_tokens", data.get("max_seq_len", 50))
+    seed = data.get("seed")
+    return GenerationRequest(
+        prompt=prompt,
+        max_new_tokens=_number("max_new_tokens", length, 1, limits.max_new_tokens, whole=True),
+        temperature=_number("temperature", data.get("temperature", 1.0), 0.0, 2.0),
+        top_k=_number("top_k", data.get("top_k", 0), 0, 10_000, whole=True),
+        top_p=_number("top_p", data.get("top_p", 1.0), 0.01, 1.0),
+        # no seed means random, but the one drawn is returned so a result can be repeated
+        seed=secrets.randbelow(2**31)
+        if seed in (None, "", "random")
+        else _number("seed", seed, 0, 2**31 - 1, whole=True),
+    )
+
+
+def _json_object(body: bytes) -> dict:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise LMError("the request body is not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise LMError(f"the request body is not valid JSON ({err.msg} at character {err.pos})") from None
+    if not isinstance(data, dict):
+        raise LMError('the request body must be a JSON object such as {"prompt": "it was"}')
+    return data
+
+
+def _number(name: str, value, low: float, high: float, whole: bool = False):
+    # The original page posted range-input values, which are strings: "0.7" is accepted.
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise LMError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LMError(f"{name} must be a number, got {json.dumps(value)}")
+    if whole and value != int(value):
+        raise LMError(f"{name} must be a whole number, got {value}")
+    if not low <= value <= high:
+        raise LMError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return int(value) if whole else float(value)
