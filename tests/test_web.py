@@ -107,7 +107,14 @@ BAD = [
     (b'{"prompt": "a", "temperature": NaN}', "temperature must be a number"),
     (b'["it was"]', "must be a JSON object"),
     (b"", "not valid JSON"),
-    (b'{"prompt": "' + b"a" * 20_000 + b'"}', "request body is over 16384 bytes"),
+    # numbers and nesting Python itself chokes on were 500s
+    ({"prompt": "a", "max_new_tokens": 10**400}, "max_new_tokens must be between 1 and 300, got a number of about 401"),
+    ({"prompt": "a", "seed": -(10**400)}, "seed must be between"),
+    ({"prompt": "a", "temperature": 10**400}, "temperature must be between 0 and 2"),
+    (b'{"prompt": "a", "max_new_tokens": ' + b"7" * 5000 + b"}", "holds a number that is too long"),
+    (b'{"prompt": "a", "top_k": "' + b"9" * 5000 + b'"}', "top_k must be a number"),
+    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    (b'{"prompt": ' + b'{"a":' * 2000 + b"1" + b"}" * 2001, "nested too deeply"),
 ]
 
 
@@ -117,6 +124,21 @@ def test_bad_input_is_a_json_400_that_says_what_is_wrong(client, path, payload, 
     response = post(client, payload, path)
     assert response.status_code == 400
     assert response.is_json and message in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/generate", "/generate/stream"])
+def test_an_oversize_body_is_a_413_that_says_so(client, path):
+    for body in (b'{"prompt": "' + b"a" * 20_000 + b'"}', b"x" * 200_000):
+        response = post(client, body, path)
+        assert response.status_code == 413, body[:20]
+        assert "request body is over 16384 bytes" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("temperature", [1e-30, 1e-39, 1e-300, 5e-324])
+def test_a_temperature_just_above_zero_is_greedy_not_a_500(client, temperature):
+    greedy = post(client, {"prompt": "she said", "max_new_tokens": 12, "temperature": 0}).get_json()["tokens"]
+    response = post(client, {"prompt": "she said", "max_new_tokens": 12, "temperature": temperature, "seed": 1})
+    assert response.status_code == 200 and response.get_json()["tokens"] == greedy
 
 
 class Failing:

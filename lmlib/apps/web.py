@@ -27,7 +27,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, sen
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lmlib.apps.web_admission import Busy, Slots
-from lmlib.apps.web_request import GenerationRequest, Limits, parse_request
+from lmlib.apps.web_request import GenerationRequest, Limits, Refused, parse_request, too_large
 from lmlib.apps.web_stream import collect, events, run_bounded, summary
 from lmlib.errors import LMError
 
@@ -57,9 +57,7 @@ def create_app(generator, *, limits: Limits | None = None, name: str = "model") 
     """The Flask app serving `generator` (a loaded lmlib.generate.Generator or a look-alike)."""
     limits = limits or Limits()
     app = Flask(__name__, static_folder=None)
-    # Flask refuses a longer body before reading it; one byte over our own limit so that
-    # parse_request gives the message.
-    app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes + 1
+    app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes  # refused before it is read
     app.extensions["lmlib.web"] = WebState(generator, limits, Slots(limits.max_concurrent, limits.queue_seconds), name)
     app.register_blueprint(bp)
     return app
@@ -78,19 +76,21 @@ def _read_request() -> GenerationRequest:
     try:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
-        raise LMError(f"the request body is over {limits.max_body_bytes} bytes") from None
+        raise too_large(limits) from None
     return parse_request(body, limits)
 
 
 @bp.app_errorhandler(LMError)
 def user_error(err: LMError):
+    if isinstance(err, Refused):
+        return jsonify(error=str(err)), err.status, err.headers
     return _error(str(err), 503 if isinstance(err, Busy) else 400)
 
 
 @bp.app_errorhandler(HTTPException)
 def http_error(err: HTTPException):
     if isinstance(err, RequestEntityTooLarge):
-        return _error(f"the request body is over {_state().limits.max_body_bytes} bytes")
+        return user_error(too_large(_state().limits))
     return _error(f"{err.name}: {err.description}", err.code or 500)
 
 

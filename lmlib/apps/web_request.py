@@ -1,7 +1,7 @@
 """What one web request may ask for, and the checks that turn its JSON body into a request.
 
 Every mistake a client can make is an LMError whose message names the field and says what
-would be accepted.
+would be accepted; `Refused` carries the HTTP status when it is not 400.
 """
 
 from __future__ import annotations
@@ -15,6 +15,14 @@ from lmlib.errors import LMError
 from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
 
 FIELDS = ("prompt", "max_new_tokens", "max_seq_len", "temperature", "top_k", "top_p", "seed")
+
+
+class Refused(LMError):
+    """A request the server will not serve, with the HTTP status (and headers) that say why."""
+
+    def __init__(self, message: str, status: int, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,14 @@ class GenerationRequest:
         return {k: v for k, v in asdict(self).items() if k != "prompt"}
 
 
+def too_large(limits: Limits) -> Refused:
+    return Refused(f"the request body is over {limits.max_body_bytes} bytes; send a shorter prompt", 413)
+
+
 def parse_request(body: bytes, limits: Limits) -> GenerationRequest:
     """Validate a JSON request body; every mistake raises LMError saying which field and why."""
     if len(body) > limits.max_body_bytes:
-        raise LMError(f"the request body is over {limits.max_body_bytes} bytes")
+        raise too_large(limits)
     data = _json_object(body)
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
@@ -86,22 +98,38 @@ def _json_object(body: bytes) -> dict:
         raise LMError("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as err:
         raise LMError(f"the request body is not valid JSON ({err.msg} at character {err.pos})") from None
+    except RecursionError:  # [[[[...]]]] thousands deep: the parser gives up, the client erred
+        raise LMError("the request body is nested too deeply; send a flat JSON object") from None
+    except ValueError as err:  # Python refuses to read an integer of over 4,300 digits
+        raise LMError(f"the request body holds a number that is too long ({err})") from None
     if not isinstance(data, dict):
         raise LMError('the request body must be a JSON object such as {"prompt": "it was"}')
     return data
 
 
 def _number(name: str, value, low: float, high: float, whole: bool = False):
+    given = value
     # The original page posted range-input values, which are strings: "0.7" is accepted.
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            raise LMError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LMError(f"{name} must be a number, got {json.dumps(value)}")
+            value = None
+    # A JSON integer may have hundreds of digits: it is compared as an int, never made a
+    # float, which it may not fit (math.isfinite(10**400) raises OverflowError).
+    finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not finite:
+        raise LMError(f"{name} must be a number, got {_shown(given)}")
     if whole and value != int(value):
         raise LMError(f"{name} must be a whole number, got {value}")
     if not low <= value <= high:
-        raise LMError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        raise LMError(f"{name} must be between {low:g} and {high:g}, got {_shown(value)}")
     return int(value) if whole else float(value)
+
+
+def _shown(value) -> str:
+    """A value for an error message: JSON, and short even for a 400-digit number."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"a number of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
