@@ -243,6 +243,13 @@ def add_serve(commands) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer to this host name, at any port (e.g. a reverse proxy's); repeatable",
+    )
+    parser.add_argument(
         "--dev", action="store_true", help="Flask's development server instead of waitress (never debug)"
     )
     parser.set_defaults(handler=run_serve)
@@ -255,7 +262,7 @@ def run_serve(args) -> int:
         if err.name not in ("flask", "werkzeug", "waitress"):
             raise
         raise LMError(f"the web app needs {err.name}: pip install -e '.[web]'") from None
-    serve(args.run, host=args.host, port=args.port, production=not args.dev)
+    serve(args.run, host=args.host, port=args.port, production=not args.dev, allow_hosts=args.allow_host)
     return 0
 
 

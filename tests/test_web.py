@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import http.client
 import inspect
 import json
 import re
+import socket
 import sys
 import threading
 
@@ -17,6 +19,7 @@ from conftest import ROOT
 
 from lmlib.apps import web
 from lmlib.apps.web import STATIC, Busy, Limits, Slots, create_app, parse_request, serve
+from lmlib.apps.web_guard import HostGuard
 from lmlib.errors import LMError
 from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
 
@@ -29,6 +32,12 @@ def client(generator):
 def post(client, payload, path="/generate"):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return client.post(path, data=body, content_type="application/json")
+
+
+def post_as(client, headers: dict, path="/generate"):
+    """POST a small valid request with these headers."""
+    body = b'{"prompt": "it was", "max_new_tokens": 3}'
+    return client.post(path, data=body, headers={"Content-Type": "application/json", **headers})
 
 
 @contextlib.contextmanager
@@ -139,6 +148,83 @@ def test_a_temperature_just_above_zero_is_greedy_not_a_500(client, temperature):
     greedy = post(client, {"prompt": "she said", "max_new_tokens": 12, "temperature": 0}).get_json()["tokens"]
     response = post(client, {"prompt": "she said", "max_new_tokens": 12, "temperature": temperature, "seed": 1})
     assert response.status_code == 200 and response.get_json()["tokens"] == greedy
+
+
+@pytest.mark.parametrize("path", ["/generate", "/generate/stream"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""])
+def test_a_post_not_declared_as_json_is_a_415(client, path, content_type):
+    # text/plain and forms are what another site's page may post without a CORS preflight
+    headers = {"Content-Type": content_type} if content_type else {}  # "": none at all
+    response = client.post(path, data=b'{"prompt": "it was"}', headers=headers)
+    assert response.status_code == 415 and "Content-Type: application/json" in response.get_json()["error"]
+
+
+def test_json_with_a_charset_is_json(client):
+    response = client.post("/generate", data=b'{"prompt": "it was"}', content_type="application/json; charset=utf-8")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:5000", "127.0.0.1.nip.io", "localhost.evil.example", "a@localhost", "x:y"]
+)
+def test_a_request_for_another_host_name_is_a_421(client, host):
+    # DNS rebinding: evil.example resolves to 127.0.0.1, but the browser still sends its name
+    for response in (client.get("/health", headers={"Host": host}), post_as(client, {"Host": host})):
+        assert response.status_code == 421, host
+        assert "does not answer to Host" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1.evil.example", "file://", "x"])
+def test_a_request_from_another_page_is_a_403(client, origin):
+    response = post_as(client, {"Origin": origin})
+    assert response.status_code == 403 and "other web pages" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [("127.0.0.1:5000", "http://127.0.0.1:5000"), ("localhost", "http://localhost"), ("[::1]:8000", None)],
+)
+def test_the_servers_own_names_and_page_are_served(client, host, origin):
+    headers = {"Host": host, **({"Origin": origin} if origin else {})}
+    assert post_as(client, headers).status_code == 200
+
+
+def test_a_bound_server_checks_its_port_and_a_wildcard_bind_takes_addresses():
+    from lmlib.apps.web_request import Refused
+
+    guard = HostGuard.for_bind("127.0.0.1", 5000)
+    guard.check("127.0.0.1:5000", "http://localhost:5000")
+    guard.check(None, None)  # HTTP/1.0 without Host: no browser sends that
+    for host, origin in [("127.0.0.1:5001", None), ("127.0.0.1", None), ("evil.example:5000", None)]:
+        with pytest.raises(Refused, match="at port 5000") as refused:
+            guard.check(host, origin)
+        assert refused.value.status == 421
+    with pytest.raises(Refused, match="other web pages") as refused:
+        guard.check("127.0.0.1:5000", "http://127.0.0.1:8080")  # another local app's page
+    assert refused.value.status == 403
+    wide = HostGuard.for_bind("0.0.0.0", 8000, extra=["lm.example.org"])
+    wide.check("192.168.1.20:8000", "http://192.168.1.20:8000")
+    wide.check(f"{socket.gethostname()}:8000", None)
+    wide.check("lm.example.org", "https://lm.example.org")  # behind a proxy, at its port
+    with pytest.raises(Refused):
+        wide.check("evil.example:8000", None)
+
+
+def test_the_real_server_refuses_other_hosts_pages_and_plain_text(web_server):
+    port = int(web_server.rstrip("/").rsplit(":", 1)[1])
+    body = json.dumps({"prompt": "it was", "max_new_tokens": 3})
+
+    def status(method, path, headers, data=None):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request(method, path, data, headers)
+        return connection.getresponse().status
+
+    assert status("GET", "/health", {"Host": f"evil.example:{port}"}) == 421
+    assert status("GET", "/health", {"Host": f"127.0.0.1:{port + 1}"}) == 421
+    json_type = {"Content-Type": "application/json"}
+    assert status("POST", "/generate", {**json_type, "Origin": f"http://evil.example:{port}"}, body) == 403
+    assert status("POST", "/generate", {"Content-Type": "text/plain"}, body) == 415
+    assert status("POST", "/generate", {**json_type, "Origin": f"http://localhost:{port}"}, body) == 200
 
 
 class Failing:

@@ -13,13 +13,15 @@ Generator, is bounded in tokens and seconds, and waits for one of a few generati
 
 The handlers are plain functions on one Blueprint; what they share (the generator, the
 limits, the slots) is one `WebState` in `app.extensions`, so `create_app` only wires them.
-The pieces live next door: web_request (limits, validation), web_admission (slots),
-web_stream (one bounded generation, its JSON summary and its events).
+The pieces live next door: web_request (limits, validation), web_guard (who may call:
+Host, Origin, JSON only), web_admission (slots), web_stream (one bounded generation, its
+JSON summary and its events).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, sen
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lmlib.apps.web_admission import Busy, Slots
+from lmlib.apps.web_guard import LOOPBACK, HostGuard, check_json
 from lmlib.apps.web_request import GenerationRequest, Limits, Refused, parse_request, too_large
 from lmlib.apps.web_stream import collect, events, run_bounded, summary
 from lmlib.errors import LMError
@@ -51,14 +54,22 @@ class WebState:
     limits: Limits
     slots: Slots
     name: str
+    guard: HostGuard
 
 
-def create_app(generator, *, limits: Limits | None = None, name: str = "model") -> Flask:
-    """The Flask app serving `generator` (a loaded lmlib.generate.Generator or a look-alike)."""
-    limits = limits or Limits()
+def create_app(
+    generator, *, limits: Limits | None = None, name: str = "model", guard: HostGuard | None = None
+) -> Flask:
+    """The Flask app serving `generator` (a loaded lmlib.generate.Generator or a look-alike).
+
+    `guard` says which Host and Origin headers name this server (default: loopback names at
+    any port, as Flask's test client sends them); `serve` gives the bound address and port.
+    """
+    limits, guard = limits or Limits(), guard or HostGuard()
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes  # refused before it is read
-    app.extensions["lmlib.web"] = WebState(generator, limits, Slots(limits.max_concurrent, limits.queue_seconds), name)
+    slots = Slots(limits.max_concurrent, limits.queue_seconds)
+    app.extensions["lmlib.web"] = WebState(generator, limits, slots, name, guard)
     app.register_blueprint(bp)
     return app
 
@@ -92,6 +103,13 @@ def http_error(err: HTTPException):
     if isinstance(err, RequestEntityTooLarge):
         return user_error(too_large(_state().limits))
     return _error(f"{err.name}: {err.description}", err.code or 500)
+
+
+@bp.before_app_request
+def check_caller():
+    # Before any body is read, on every route: see web_guard for the attacks this stops.
+    _state().guard.check(request.headers.get("Host"), request.headers.get("Origin"))
+    check_json(request.method, request.mimetype)
 
 
 @bp.after_app_request
@@ -159,18 +177,24 @@ def serve(
     production: bool = True,
     limits: Limits | None = None,
     threads: int = 8,
+    allow_hosts: Iterable[str] = (),
 ) -> None:
-    """Load the run once and serve it (waitress; `production=False` uses Flask's own server)."""
-    limits = limits or Limits()
+    """Load the run once and serve it (waitress; `production=False` uses Flask's own server).
+
+    `allow_hosts`: names besides the bound address and loopback that the server answers to.
+    """
     from lmlib.generate import Generator
+
+    limits = limits or Limits()
 
     try:
         import waitress
     except ImportError as err:
         raise LMError(f"the web app needs {err.name}: pip install -e '.[web]'") from None
     generator = Generator.from_run(run_dir)
-    app = create_app(generator, limits=limits, name=Path(run_dir).name)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    guard = HostGuard.for_bind(host, port, allow_hosts)
+    app = create_app(generator, limits=limits, name=Path(run_dir).name, guard=guard)
+    if host not in LOOPBACK:
         print(f"warning: serving on {host}: anyone who can reach this machine can use the model")
     print(f"serving {run_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     if production:
