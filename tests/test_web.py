@@ -11,6 +11,7 @@ import re
 import socket
 import sys
 import threading
+import time
 
 import generation_latency  # benchmarks/ is on sys.path (pytest's pythonpath)
 import load_test
@@ -18,10 +19,11 @@ import pytest
 from conftest import ROOT
 
 from lmlib.apps import web
-from lmlib.apps.web import STATIC, Busy, Limits, Slots, create_app, parse_request, serve
+from lmlib.apps.web import STATIC, Busy, Limits, create_app, parse_request, serve, waitress_options
+from lmlib.apps.web_admission import Admission
 from lmlib.apps.web_guard import HostGuard
 from lmlib.errors import LMError
-from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
+from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS, GeneratedToken
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +49,20 @@ def serving(app, **options):
     from waitress import wasyncore
 
     server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def run():  # waitress's own loop, in steps, so that it closes its sockets itself
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        wasyncore.close_all(server._map)
+        server.task_dispatcher.shutdown()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}/"
     finally:
-        wasyncore.close_all(server._map)  # the loop ends when its map is empty
-        server.task_dispatcher.shutdown()
+        stop.set()
         thread.join(timeout=10)
 
 
@@ -297,18 +306,89 @@ def test_each_request_is_bounded_in_time(generator):
     assert body["stopped"] == "time" and len(body["tokens"]) == 1
 
 
-def test_slots_refuse_when_busy_and_come_back():
-    slots = Slots(1, timeout=0.01)
-    release = slots.take()
-    with pytest.raises(Busy, match="busy"):
-        slots.take()
+def wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_admission_refuses_at_once_when_every_slot_and_queue_place_is_taken():
+    admission = Admission(slots=1, queue=1, queue_seconds=60)
+    release = admission.admit()
+    queued = threading.Thread(target=lambda: admission.admit()())
+    queued.start()
+    wait_until(lambda: admission.counts()["waiting"] == 1)
+    with pytest.raises(Busy, match="busy: 1 generations are running and 1 waiting") as refused:
+        admission.admit()  # no waiting: the queue is full
+    assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "1"}
     release()
     release()  # twice is harmless
-    slots.take()()
+    queued.join(timeout=10)
+    assert admission.counts() == {"running": 0, "waiting": 0, "slots": 1, "queue": 1, "refused": 1, "abandoned": 0}
+    admission.admit()()
+
+
+def test_admission_gives_up_on_a_slot_after_queue_seconds():
+    admission = Admission(slots=1, queue=1, queue_seconds=0.05)
+    admission.admit()
+    with pytest.raises(Busy, match="no generation slot came free in 0.05 s"):
+        admission.admit()
+    assert admission.counts()["waiting"] == 0
+
+
+class Slow:
+    """A stand-in generator: one word every `delay` seconds until `finish` is set."""
+
+    vocab = ["<unk>", "<eos>", "word"]
+
+    def __init__(self, delay: float = 0.05):
+        self.delay, self.finish, self.produced = delay, threading.Event(), 0
+
+    def stream(self, prompt, max_new_tokens=50, **keywords):
+        for _ in range(max_new_tokens):
+            self.produced += 1
+            yield GeneratedToken("word", 1.0)
+            self.finish.wait(self.delay)
+
+
+def ask(url: str, method: str = "GET", path: str = "", payload=None, timeout: float = 30):
+    """One request on its own connection: (status, headers, parsed JSON or None)."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    body = json.dumps(payload) if payload is not None else None
+    connection.request(method, "/" + path, body, {"Content-Type": "application/json"} if body else {})
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    is_json = response.getheader("Content-Type", "").startswith("application/json")
+    return response.status, dict(response.getheaders()), json.loads(data) if is_json else None
+
+
+def test_a_full_server_refuses_at_once_while_health_and_the_page_stay_served():
+    slow, limits = Slow(), Limits(max_concurrent=2, max_queue=1)
+    with serving(create_app(slow, limits=limits), **waitress_options(limits)) as url:
+        answers = []
+        posters = [
+            threading.Thread(target=lambda: answers.append(ask(url, "POST", "generate", {"prompt": "a"})))
+            for _ in range(8)
+        ]
+        for poster in posters:
+            poster.start()
+        wait_until(lambda: len(answers) >= 5)  # 8 - 2 running - 1 waiting, while they generate
+        assert [status for status, *_ in answers] == [503] * 5
+        assert all(headers["Retry-After"] == "1" and "busy" in body["error"] for _, headers, body in answers)
+        status, _, health = ask(url, path="health", timeout=5)
+        assert status == 200 and (health["load"]["running"], health["load"]["waiting"]) == (2, 1)
+        assert ask(url, timeout=5)[0] == ask(url, path="static/app.js", timeout=5)[0] == 200
+        slow.finish.set()
+        for poster in posters:
+            poster.join(timeout=30)
+    assert sorted(status for status, *_ in answers) == [200] * 3 + [503] * 5
 
 
 def test_a_streamed_response_gives_its_slot_back(generator):
-    client = create_app(generator, limits=Limits(max_concurrent=1, queue_seconds=0.01)).test_client()
+    client = create_app(generator, limits=Limits(max_concurrent=1, max_queue=0)).test_client()
     for _ in range(3):
         response = post(client, {"prompt": "the", "max_new_tokens": 3}, "/generate/stream")
         assert response.status_code == 200
@@ -368,10 +448,21 @@ def test_serving_is_safe_by_default(client):
     assert client.application.debug is False
 
 
-@pytest.mark.parametrize("bad", [{"max_seconds": 0}, {"max_concurrent": -1}, {"max_body_bytes": True}])
-def test_limits_are_checked(bad):
-    with pytest.raises(LMError, match="must be a positive number"):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"max_seconds": 0}, "must be a positive number"),
+        ({"max_concurrent": -1}, "must be a positive number"),
+        ({"max_body_bytes": True}, "must be a positive number"),
+        ({"max_queue": -1}, "max_queue must be a number >= 0"),
+        ({"max_concurrent": 2.5}, "must be a whole number"),
+        ({"max_new_tokens": 10**6}, "at most the library's 1000"),
+    ],
+)
+def test_limits_are_checked(bad, message):
+    with pytest.raises(LMError, match=message):
         Limits(**bad)
+    assert Limits(max_queue=0).max_queue == 0  # no queue: refuse whenever every slot is busy
 
 
 def test_the_load_benchmark_runs_tiny(tiny_run, tmp_path):

@@ -2,20 +2,29 @@
 
     python -m lmlib serve --run runs/<name> [--host 127.0.0.1] [--port 5000] [--dev]
 
-That command is the production server (waitress, 8 threads); `--dev` uses Flask's own
-server instead, still without debug mode. It binds 127.0.0.1 unless told otherwise.
+That command is the production server (waitress); `--dev` uses Flask's own server instead,
+still without debug mode. It binds 127.0.0.1 unless told otherwise.
 
 Routes: `GET /` (the page), `GET /health`, `POST /generate` (JSON in, JSON out; the
 original's `{prompt, max_seq_len, temperature}` still works) and `POST /generate/stream`
 (the same JSON in, server-sent events out: one `token` event per word, then `done` or
 `error`). The model is loaded once; each request gets its own hidden state from the
-Generator, is bounded in tokens and seconds, and waits for one of a few generation slots.
+Generator and is bounded in tokens and seconds.
+
+Staying responsive under load. A generation holds one server thread from start to end;
+waitress hands requests to a fixed pool of threads, and a request waiting for a generation
+slot holds one too. So the app admits at most `max_concurrent` generations plus
+`max_queue` waiting ones (web_admission) and answers any other generation request 503 with
+Retry-After at once, without waiting; and the pool has `SPARE_THREADS` threads beyond
+those, so /health, the page, static files and the refusals always find a free thread.
+waitress reads request bodies (slow clients included) and buffers answers in its own
+event loop, so a slow client holds no thread either.
 
 The handlers are plain functions on one Blueprint; what they share (the generator, the
-limits, the slots) is one `WebState` in `app.extensions`, so `create_app` only wires them.
-The pieces live next door: web_request (limits, validation), web_guard (who may call:
-Host, Origin, JSON only), web_admission (slots), web_stream (one bounded generation, its
-JSON summary and its events).
+limits, the admission control) is one `WebState` in `app.extensions`, so `create_app` only
+wires them. The pieces live next door: web_request (limits, validation), web_guard (who
+may call: Host, Origin, JSON only), web_admission (slots and queue), web_stream (one
+bounded generation, its JSON summary and its events).
 """
 
 from __future__ import annotations
@@ -28,13 +37,13 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from lmlib.apps.web_admission import Busy, Slots
+from lmlib.apps.web_admission import Admission, Busy
 from lmlib.apps.web_guard import LOOPBACK, HostGuard, check_json
 from lmlib.apps.web_request import GenerationRequest, Limits, Refused, parse_request, too_large
 from lmlib.apps.web_stream import collect, events, run_bounded, summary
 from lmlib.errors import LMError
 
-__all__ = ["STATIC", "Busy", "Limits", "Slots", "create_app", "parse_request", "serve", "summary"]
+__all__ = ["STATIC", "Busy", "Limits", "create_app", "parse_request", "serve", "summary", "waitress_options"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Inline scripts and other origins are refused by the browser itself, so even an escaping
@@ -43,16 +52,17 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+SPARE_THREADS = 4  # server threads that never generate nor wait: health, page, refusals
 bp = Blueprint("web", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
 @dataclass(frozen=True)
 class WebState:
-    """What every handler shares: one loaded model, the limits and the generation slots."""
+    """What every handler shares: one loaded model, the limits and the admission control."""
 
     generator: object  # a loaded lmlib.generate.Generator or a look-alike with .stream
     limits: Limits
-    slots: Slots
+    admission: Admission
     name: str
     guard: HostGuard
 
@@ -68,8 +78,8 @@ def create_app(
     limits, guard = limits or Limits(), guard or HostGuard()
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes  # refused before it is read
-    slots = Slots(limits.max_concurrent, limits.queue_seconds)
-    app.extensions["lmlib.web"] = WebState(generator, limits, slots, name, guard)
+    admission = Admission(limits.max_concurrent, limits.max_queue, limits.queue_seconds)
+    app.extensions["lmlib.web"] = WebState(generator, limits, admission, name, guard)
     app.register_blueprint(bp)
     return app
 
@@ -95,7 +105,7 @@ def _read_request() -> GenerationRequest:
 def user_error(err: LMError):
     if isinstance(err, Refused):
         return jsonify(error=str(err)), err.status, err.headers
-    return _error(str(err), 503 if isinstance(err, Busy) else 400)
+    return _error(str(err))
 
 
 @bp.app_errorhandler(HTTPException)
@@ -135,13 +145,14 @@ def health():
         model=state.name,
         vocab_size=len(vocab) if vocab is not None else None,
         limits=asdict(state.limits),
+        load=state.admission.counts(),
     )
 
 
 @bp.post("/generate")
 def generate():
     state, req, started = _state(), _read_request(), time.monotonic()
-    release = state.slots.take()
+    release = state.admission.admit()
     try:
         tokens, surprisals, stopped = collect(run_bounded(state.generator, req, state.limits))
     finally:
@@ -152,7 +163,7 @@ def generate():
 @bp.post("/generate/stream")
 def generate_stream():
     state, req, started = _state(), _read_request(), time.monotonic()
-    release = state.slots.take()
+    release = state.admission.admit()
     items = run_bounded(state.generator, req, state.limits)
     try:
         first = next(items)  # a bad value the Generator refuses is still a plain 400 here
@@ -170,13 +181,23 @@ def generate_stream():
     return response
 
 
+def waitress_options(limits: Limits) -> dict:
+    """waitress's settings for these limits: enough threads that health never waits."""
+    return {
+        "threads": limits.max_concurrent + limits.max_queue + SPARE_THREADS,
+        "ident": "lmlib",
+        # waitress refuses absurd bodies itself; Flask answers the merely too large with JSON
+        "max_request_body_size": 64 * limits.max_body_bytes,
+        "channel_timeout": 60,
+    }
+
+
 def serve(
     run_dir,
     host: str = "127.0.0.1",
     port: int = 5000,
     production: bool = True,
     limits: Limits | None = None,
-    threads: int = 8,
     allow_hosts: Iterable[str] = (),
 ) -> None:
     """Load the run once and serve it (waitress; `production=False` uses Flask's own server).
@@ -186,7 +207,6 @@ def serve(
     from lmlib.generate import Generator
 
     limits = limits or Limits()
-
     try:
         import waitress
     except ImportError as err:
@@ -198,15 +218,6 @@ def serve(
         print(f"warning: serving on {host}: anyone who can reach this machine can use the model")
     print(f"serving {run_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     if production:
-        # waitress refuses absurd bodies itself; Flask answers the merely too large with JSON
-        waitress.serve(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="lmlib",
-            max_request_body_size=64 * limits.max_body_bytes,
-            channel_timeout=60,
-        )
+        waitress.serve(app, host=host, port=port, **waitress_options(limits))
     else:
         app.run(host=host, port=port, debug=False, threaded=True, use_reloader=False)

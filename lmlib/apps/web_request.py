@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from lmlib.errors import LMError
-from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
+from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS, MAX_NEW_TOKENS
 
 FIELDS = ("prompt", "max_new_tokens", "max_seq_len", "temperature", "top_k", "top_p", "seed")
 
@@ -27,19 +27,28 @@ class Refused(LMError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for; anything beyond is refused with status 400."""
+    """What one request may ask for, and how many generations run or wait at once."""
 
     max_body_bytes: int = 16_384
     max_prompt_chars: int = 2_000
     max_new_tokens: int = INTERACTIVE_MAX_NEW_TOKENS  # the original's slider stopped at 100
     max_seconds: float = 30.0  # a generation still running after this stops early
     max_concurrent: int = 4  # generations at once; on 2 cores more only share the CPU
-    queue_seconds: float = 30.0  # how long a request waits for a slot before a 503
+    max_queue: int = 4  # requests waiting for a slot; one more is refused at once (503)
+    queue_seconds: float = 30.0  # how long an admitted request waits for a slot before a 503
 
     def __post_init__(self):
-        for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise LMError(f"web limit {name} must be a positive number, got {value!r}")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            empty_ok = field.name == "max_queue"  # no queue: refuse whenever every slot is busy
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or not (value >= 0 if empty_ok else value > 0):
+                kind = "a number >= 0" if empty_ok else "a positive number"
+                raise LMError(f"web limit {field.name} must be {kind}, got {value!r}")
+            if field.type == "int" and value != int(value):
+                raise LMError(f"web limit {field.name} must be a whole number, got {value!r}")
+        if self.max_new_tokens > MAX_NEW_TOKENS:
+            raise LMError(f"web limit max_new_tokens must be at most the library's {MAX_NEW_TOKENS}")
 
 
 @dataclass(frozen=True)
