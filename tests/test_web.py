@@ -387,6 +387,74 @@ def test_a_full_server_refuses_at_once_while_health_and_the_page_stay_served():
     assert sorted(status for status, *_ in answers) == [200] * 3 + [503] * 5
 
 
+class GoneAfter:
+    """A stand-in for waitress.client_disconnected: the client leaves after `checks` checks."""
+
+    def __init__(self, checks: int):
+        self.left = checks
+
+    def __call__(self) -> bool:
+        self.left -= 1
+        return self.left < 0
+
+
+@pytest.mark.parametrize("path", ["/generate", "/generate/stream"])
+@pytest.mark.parametrize("checks", [0, 3])
+def test_work_stops_for_a_client_that_has_gone(path, checks):
+    slow = Slow(delay=0)
+    client = create_app(slow).test_client()
+    environ = {"waitress.client_disconnected": GoneAfter(checks)}
+    response = client.post(
+        path, data=b'{"prompt": "a", "max_new_tokens": 300}', content_type="application/json", environ_base=environ
+    )
+    response.get_data()
+    response.close()
+    assert slow.produced <= checks  # 0: never took a slot; else stopped at the next token
+    load = client.get("/health").get_json()["load"]
+    assert (load["running"], load["waiting"], load["abandoned"]) == (0, 0, 1)
+
+
+def post_and_hold(url: str, payload: dict) -> socket.socket:
+    """Send a whole POST /generate and keep the socket open without reading the answer."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    body = json.dumps(payload).encode()
+    sock = socket.create_connection((host, int(port)))
+    head = f"POST /generate HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    sock.sendall(head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return sock
+
+
+def load_of(url: str) -> dict:
+    return ask(url, path="health", timeout=5)[2]["load"]
+
+
+def test_a_real_server_stops_generating_for_a_client_that_closed_the_connection():
+    slow, limits = Slow(), Limits()
+    with serving(create_app(slow, limits=limits), **waitress_options(limits)) as url:
+        sock = post_and_hold(url, {"prompt": "a", "max_new_tokens": 300})  # 15 s of words
+        wait_until(lambda: slow.produced > 0)
+        sock.close()
+        wait_until(lambda: load_of(url)["running"] == 0, seconds=5)
+        assert slow.produced < 100 and load_of(url)["abandoned"] == 1
+        slow.finish.set()
+
+
+def test_a_real_server_drops_a_queued_request_whose_client_left():
+    slow, limits = Slow(), Limits(max_concurrent=1)
+    with serving(create_app(slow, limits=limits), **waitress_options(limits)) as url:
+        running = post_and_hold(url, {"prompt": "a", "max_new_tokens": 300})
+        wait_until(lambda: slow.produced > 0)
+        queued = post_and_hold(url, {"prompt": "b", "max_new_tokens": 300})
+        wait_until(lambda: load_of(url)["waiting"] == 1)
+        queued.close()
+        wait_until(lambda: load_of(url)["waiting"] == 0, seconds=5)
+        assert load_of(url) | {"slots": 0, "queue": 0} == {
+            "running": 1, "waiting": 0, "refused": 0, "abandoned": 1, "slots": 0, "queue": 0
+        }  # fmt: skip
+        slow.finish.set()
+        running.close()
+
+
 def test_a_streamed_response_gives_its_slot_back(generator):
     client = create_app(generator, limits=Limits(max_concurrent=1, max_queue=0)).test_client()
     for _ in range(3):

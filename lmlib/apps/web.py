@@ -18,7 +18,9 @@ slot holds one too. So the app admits at most `max_concurrent` generations plus
 Retry-After at once, without waiting; and the pool has `SPARE_THREADS` threads beyond
 those, so /health, the page, static files and the refusals always find a free thread.
 waitress reads request bodies (slow clients included) and buffers answers in its own
-event loop, so a slow client holds no thread either.
+event loop, so a slow client holds no thread either. A client that has gone costs nothing
+more: waitress drops its request if it has not started, a waiting request leaves the queue,
+and a generation stops before its next token (`waitress.client_disconnected`).
 
 The handlers are plain functions on one Blueprint; what they share (the generator, the
 limits, the admission control) is one `WebState` in `app.extensions`, so `create_app` only
@@ -30,14 +32,14 @@ bounded generation, its JSON summary and its events).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from lmlib.apps.web_admission import Admission, Busy
+from lmlib.apps.web_admission import Admission, Busy, ClientGone, never
 from lmlib.apps.web_guard import LOOPBACK, HostGuard, check_json
 from lmlib.apps.web_request import GenerationRequest, Limits, Refused, parse_request, too_large
 from lmlib.apps.web_stream import collect, events, run_bounded, summary
@@ -108,6 +110,11 @@ def user_error(err: LMError):
     return _error(str(err))
 
 
+@bp.app_errorhandler(ClientGone)
+def client_gone(err: ClientGone):
+    return _error(str(err), 499)  # nginx's "client closed request": for the log, nobody reads it
+
+
 @bp.app_errorhandler(HTTPException)
 def http_error(err: HTTPException):
     if isinstance(err, RequestEntityTooLarge):
@@ -149,12 +156,17 @@ def health():
     )
 
 
+def _client_gone() -> Callable[[], bool]:
+    """True once the client has closed its connection (waitress tells; other servers never)."""
+    return request.environ.get("waitress.client_disconnected", never)
+
+
 @bp.post("/generate")
 def generate():
-    state, req, started = _state(), _read_request(), time.monotonic()
-    release = state.admission.admit()
+    state, req, started, gone = _state(), _read_request(), time.monotonic(), _client_gone()
+    release = state.admission.admit(gone)
     try:
-        tokens, surprisals, stopped = collect(run_bounded(state.generator, req, state.limits))
+        tokens, surprisals, stopped = collect(run_bounded(state.generator, req, state.limits, gone))
     finally:
         release()
     return jsonify(summary(req, tokens, surprisals, stopped, started))
@@ -162,9 +174,9 @@ def generate():
 
 @bp.post("/generate/stream")
 def generate_stream():
-    state, req, started = _state(), _read_request(), time.monotonic()
-    release = state.admission.admit()
-    items = run_bounded(state.generator, req, state.limits)
+    state, req, started, gone = _state(), _read_request(), time.monotonic(), _client_gone()
+    release = state.admission.admit(gone)
+    items = run_bounded(state.generator, req, state.limits, gone)
     try:
         first = next(items)  # a bad value the Generator refuses is still a plain 400 here
     except BaseException:
@@ -189,6 +201,10 @@ def waitress_options(limits: Limits) -> dict:
         # waitress refuses absurd bodies itself; Flask answers the merely too large with JSON
         "max_request_body_size": 64 * limits.max_body_bytes,
         "channel_timeout": 60,
+        # Keep reading a connection while its request runs, so that a client that closed it
+        # is noticed: waitress then skips its queued request, and environ's
+        # waitress.client_disconnected tells the app to stop between tokens.
+        "channel_request_lookahead": 1,
     }
 
 

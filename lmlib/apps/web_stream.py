@@ -5,18 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from lmlib.apps.web_admission import ClientGone, never
 from lmlib.apps.web_request import GenerationRequest, Limits
 from lmlib.errors import LMError
 from lmlib.generate import readable
 
 
-def run_bounded(generator, request: GenerationRequest, limits: Limits) -> Iterator[tuple[str, float] | str]:
-    """Yield (token, surprisal) pairs, then one reason: "length", "eos" or "time"."""
+def run_bounded(
+    generator, request: GenerationRequest, limits: Limits, gone: Callable[[], bool] = never
+) -> Iterator[tuple[str, float] | str]:
+    """Yield (token, surprisal) pairs, then one reason: "length", "eos" or "time".
+
+    Raises ClientGone between two tokens once `gone()` says the client has left.
+    """
     deadline = time.monotonic() + limits.max_seconds
     count = 0
     for item in generator.stream(request.prompt, **request.keywords()):
+        if gone():  # nobody will read the rest: stop before the next token is computed
+            raise ClientGone("the client closed the connection; generation stopped")
         count += 1
         yield item.token, float(item.surprisal)
         if time.monotonic() > deadline and count < request.max_new_tokens:
@@ -62,6 +70,8 @@ def events(first, items, request: GenerationRequest, started: float) -> Iterator
             surprisals.append(item[1])
             yield _event("token", {"token": item[0], "surprisal": round(item[1], 3)})
         yield _event("done", summary(request, tokens, surprisals, stopped, started))
+    except ClientGone:
+        return  # nobody is listening; the server closes the response, which frees the slot
     except LMError as err:
         yield _event("error", {"error": str(err)})
     except Exception:  # noqa: BLE001 - the status line is sent: the page must still hear of it
