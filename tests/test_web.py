@@ -9,6 +9,7 @@ import inspect
 import json
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ import generation_latency  # benchmarks/ is on sys.path (pytest's pythonpath)
 import load_test
 import pytest
 from conftest import ROOT
+from lm_fixtures import free_port, launch, output, stop, wait_for
 
 from lmlib.apps import web
 from lmlib.apps.web import STATIC, Busy, Limits, create_app, parse_request, serve, waitress_options
@@ -514,6 +516,49 @@ def test_the_page_posts_max_new_tokens_and_takes_its_cap_from_health():
 def test_serving_is_safe_by_default(client):
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
     assert client.application.debug is False
+
+
+def serve_command(run_dir, *flags: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "lmlib", "serve", "--run", str(run_dir), *flags]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(tiny_run, port):
+    result = serve_command(tiny_run, f"--port={port}")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: --port must be a whole number from 1 to 65535, got {port}"]
+
+
+@pytest.mark.parametrize("port", [65536, -1, True, 80.0])
+def test_only_ports_1_to_65535_are_listened_on(port):
+    from lmlib.apps.web_serve import listen
+
+    with pytest.raises(LMError, match="--port must be a whole number from 1 to 65535"):
+        listen("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("dev", [False, True])
+def test_serve_reports_a_busy_port_in_one_line(tiny_run, dev):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = serve_command(tiny_run, "--port", str(port), *(["--dev"] if dev else []))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use (another server?); stop it or give --port another"
+    ]
+
+
+def test_serve_prints_the_url_it_listens_on(tiny_run):
+    port = free_port()
+    process = launch([sys.executable, "-m", "lmlib", "serve", "--run", str(tiny_run), "--port", str(port)])
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", process)
+        assert f"on http://127.0.0.1:{port}/ (Ctrl-C stops)" in output(process)
+    finally:
+        stop(process)
 
 
 @pytest.mark.parametrize(

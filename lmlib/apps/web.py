@@ -26,7 +26,8 @@ The handlers are plain functions on one Blueprint; what they share (the generato
 limits, the admission control) is one `WebState` in `app.extensions`, so `create_app` only
 wires them. The pieces live next door: web_request (limits, validation), web_guard (who
 may call: Host, Origin, JSON only), web_admission (slots and queue), web_stream (one
-bounded generation, its JSON summary and its events).
+bounded generation, its JSON summary and its events), web_serve (the socket, waitress's
+settings, the server loop).
 """
 
 from __future__ import annotations
@@ -39,13 +40,17 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from lmlib.apps import web_serve
 from lmlib.apps.web_admission import Admission, Busy, ClientGone, never
 from lmlib.apps.web_guard import LOOPBACK, HostGuard, check_json
 from lmlib.apps.web_request import GenerationRequest, Limits, Refused, parse_request, too_large
+from lmlib.apps.web_serve import SPARE_THREADS, waitress_options
 from lmlib.apps.web_stream import collect, events, run_bounded, summary
 from lmlib.errors import LMError
 
-__all__ = ["STATIC", "Busy", "Limits", "create_app", "parse_request", "serve", "summary", "waitress_options"]
+__all__ = [
+    "SPARE_THREADS", "STATIC", "Busy", "Limits", "create_app", "parse_request", "serve", "summary", "waitress_options"
+]  # fmt: skip
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Inline scripts and other origins are refused by the browser itself, so even an escaping
@@ -54,7 +59,6 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-SPARE_THREADS = 4  # server threads that never generate nor wait: health, page, refusals
 bp = Blueprint("web", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 
@@ -193,21 +197,6 @@ def generate_stream():
     return response
 
 
-def waitress_options(limits: Limits) -> dict:
-    """waitress's settings for these limits: enough threads that health never waits."""
-    return {
-        "threads": limits.max_concurrent + limits.max_queue + SPARE_THREADS,
-        "ident": "lmlib",
-        # waitress refuses absurd bodies itself; Flask answers the merely too large with JSON
-        "max_request_body_size": 64 * limits.max_body_bytes,
-        "channel_timeout": 60,
-        # Keep reading a connection while its request runs, so that a client that closed it
-        # is noticed: waitress then skips its queued request, and environ's
-        # waitress.client_disconnected tells the app to stop between tokens.
-        "channel_request_lookahead": 1,
-    }
-
-
 def serve(
     run_dir,
     host: str = "127.0.0.1",
@@ -223,17 +212,14 @@ def serve(
     from lmlib.generate import Generator
 
     limits = limits or Limits()
+    sock = web_serve.listen(host, port)  # before the model loads: a busy port is said at once
     try:
-        import waitress
-    except ImportError as err:
-        raise LMError(f"the web app needs {err.name}: pip install -e '.[web]'") from None
-    generator = Generator.from_run(run_dir)
-    guard = HostGuard.for_bind(host, port, allow_hosts)
-    app = create_app(generator, limits=limits, name=Path(run_dir).name, guard=guard)
-    if host not in LOOPBACK:
-        print(f"warning: serving on {host}: anyone who can reach this machine can use the model")
-    print(f"serving {run_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    if production:
-        waitress.serve(app, host=host, port=port, **waitress_options(limits))
-    else:
-        app.run(host=host, port=port, debug=False, threaded=True, use_reloader=False)
+        generator = Generator.from_run(run_dir)
+        guard = HostGuard.for_bind(host, port, allow_hosts)
+        app = create_app(generator, limits=limits, name=Path(run_dir).name, guard=guard)
+        if host not in LOOPBACK:
+            print(f"warning: serving on {host}: anyone who can reach this machine can use the model")
+        print(f"serving {run_dir} on {web_serve.url(host, port)} (Ctrl-C stops)", flush=True)
+        web_serve.run(app, sock, limits, production)
+    finally:
+        sock.close()
