@@ -585,6 +585,9 @@ def test_the_load_benchmark_runs_tiny(tiny_run, tmp_path):
     result = json.loads((tmp_path / "load_test.json").read_text())
     assert result["errors"] == 0 and result["requests"] > 0
     assert result["p50_ms"] <= result["p95_ms"] and "cores" in result["machine"]
+    assert result["abandoned_sent"] > 0 and result["slow_served"] >= 1 and result["health_probes"] > 0
+    assert result["health_p99_ms"] <= result["health_max_ms"] and len(result["load_avg_before"]) == 3
+    assert result["server_counts"]["running"] == 0 and "refused_503" in result
 
 
 def test_the_latency_benchmark_runs_tiny(tiny_run, tmp_path):
