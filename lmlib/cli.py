@@ -241,7 +241,7 @@ def add_serve(commands) -> None:
     )
     parser.add_argument("--run", required=True, help="a trained run folder, e.g. runs/cpu")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=5000, help="1..65535 (default 5000)")
     parser.add_argument(
         "--allow-host",
         action="append",

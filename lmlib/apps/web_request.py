@@ -109,8 +109,8 @@ def _json_object(body: bytes) -> dict:
         raise LMError(f"the request body is not valid JSON ({err.msg} at character {err.pos})") from None
     except RecursionError:  # [[[[...]]]] thousands deep: the parser gives up, the client erred
         raise LMError("the request body is nested too deeply; send a flat JSON object") from None
-    except ValueError as err:  # Python refuses to read an integer of over 4,300 digits
-        raise LMError(f"the request body holds a number that is too long ({err})") from None
+    except ValueError:  # Python refuses to read an integer of over 4,300 digits
+        raise LMError("the request body holds a number that is too long to read (thousands of digits)") from None
     if not isinstance(data, dict):
         raise LMError('the request body must be a JSON object such as {"prompt": "it was"}')
     return data
