@@ -197,9 +197,12 @@ def sample(log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float
     """
     logits = log_probs.float().clone().cpu()
     logits[UNK_INDEX] = -math.inf
-    if temperature == 0:
+    # A temperature that is 0 in float32 (below ~1e-45) would divide 0 by 0: greedy is its limit.
+    if temperature < torch.finfo(torch.float32).tiny:
         return int(torch.argmax(logits))
-    logits = logits / temperature
+    # Shifted so that the likeliest word's logit is exactly 0: near temperature 0 (1e-39)
+    # every log-probability over the temperature overflows to -inf and the softmax is NaN.
+    logits = (logits - logits.max()) / temperature
     if top_k and top_k < logits.numel():
         threshold = torch.topk(logits, top_k).values[-1]
         logits[logits < threshold] = -math.inf

@@ -10,6 +10,10 @@ import re
 
 import pytest
 from lm_fixtures import screenshot_dir
+from test_web import serving
+
+from lmlib.apps.web import Limits, create_app
+from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS
 
 VIEWPORT = {"width": 900, "height": 760}
 
@@ -53,13 +57,15 @@ def test_flask_page_generates_with_the_sliders(page, web_server, tiny_run, tmp_p
 
     page.goto(web_server)
     expect(page.locator("#model-name")).to_contain_text(f"Model: {tiny_run.name}")
+    expect(page.locator("#max_new_tokens")).to_have_attribute("max", str(INTERACTIVE_MAX_NEW_TOKENS))
     page.locator("#prompt").fill("Elizabeth walked to the window and")
-    assert set_range(page, "#max_seq_len", "Home", presses=5) == "35"
+    assert set_range(page, "#max_new_tokens", "Home", presses=5) == "35"
     assert set_range(page, "#temperature", "End", presses=2, then="ArrowLeft") == "0.9"
-    expect(page.locator("#max_seq_len_value")).to_have_text("35")
+    expect(page.locator("#max_new_tokens_value")).to_have_text("35")
     expect(page.locator("#temperature_value")).to_have_text("0.90")
     posted = generate_on_page(page)
-    assert posted["max_seq_len"] == 35 and posted["temperature"] == pytest.approx(0.9)
+    assert posted["max_new_tokens"] == 35 and "max_seq_len" not in posted  # the old name is for old clients
+    assert posted["temperature"] == pytest.approx(0.9)
     expect(page.locator("#info")).to_contain_text("words in")
     text = page.locator("#output").inner_text()
     assert text.startswith("Elizabeth walked to the window and") and len(text.split()) > 7  # a "," may follow
@@ -67,6 +73,19 @@ def test_flask_page_generates_with_the_sliders(page, web_server, tiny_run, tmp_p
     assert 1 <= words <= 35
     assert page.locator("#error").is_hidden() and page.dialogs == []
     page.locator("main").screenshot(path=str(screenshot_dir(tmp_path) / "web_page.png"))
+
+
+def test_flask_page_length_slider_stops_at_the_servers_limit(page, generator):
+    from playwright.sync_api import expect
+
+    with serving(create_app(generator, limits=Limits(max_new_tokens=40), name="capped")) as url:
+        page.goto(url)
+        expect(page.locator("#model-name")).to_contain_text("Model: capped")
+        assert set_range(page, "#max_new_tokens", "End") == "40"
+        expect(page.locator("#max_new_tokens_value")).to_have_text("40")
+        assert generate_on_page(page)["max_new_tokens"] == 40
+        expect(page.locator("#info")).to_contain_text("words in")
+        assert page.locator("#error").is_hidden()
 
 
 def test_flask_page_shows_script_prompts_as_text(page, web_server):

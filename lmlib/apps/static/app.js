@@ -13,7 +13,7 @@ function numberOrNull(value) {
 function readForm() {
   return {
     prompt: $("prompt").value,
-    max_seq_len: Number($("max_seq_len").value),
+    max_new_tokens: Number($("max_new_tokens").value),  // max_seq_len is the old name
     temperature: Number($("temperature").value),
     top_k: Number($("top_k").value || 0),
     top_p: Number($("top_p").value || 1),
@@ -125,15 +125,25 @@ function bindSlider(id, digits) {
   show();
 }
 
+// The server's limits are the page's: one cap for the length slider and the prompt.
+function applyLimits(limits) {
+  const length = $("max_new_tokens");
+  length.max = limits.max_new_tokens;
+  if (Number(length.min) > limits.max_new_tokens) length.min = 1;
+  length.dispatchEvent(new Event("input"));  // the shown value follows if it was clamped
+  $("prompt").maxLength = limits.max_prompt_chars;
+}
+
 async function showModel() {
   try {
     const health = await (await fetch("health")).json();
+    applyLimits(health.limits);
     $("model-name").textContent = `Model: ${health.model} (${health.vocab_size} words).`;
   } catch (e) { /* the page still works without it */ }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  bindSlider("max_seq_len", 0);
+  bindSlider("max_new_tokens", 0);
   bindSlider("temperature", 2);
   $("form").addEventListener("submit", generate);
   $("stop").addEventListener("click", () => { if (controller) controller.abort(); });
