@@ -72,3 +72,13 @@ def test_every_layer_is_in_the_package_map():
     described = (PACKAGE / "__init__.py").read_text()
     for folder in ("data/", "model/", "training/", "report/", "apps/"):
         assert folder in described
+
+
+def test_no_module_is_over_300_lines_and_no_function_over_60():
+    long_modules = [str(p.relative_to(ROOT)) for p in MODULES if len(p.read_text().splitlines()) > 300]
+    long_functions = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60:
+                long_functions.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert long_modules == [] and long_functions == []
