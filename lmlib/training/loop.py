@@ -43,6 +43,11 @@ from lmlib.training.session import (
     stop_on_sigint,
 )
 
+
+class TrainingInterrupted(LMError):
+    """Ctrl-C stopped training after saving its state: the same call resumes it."""
+
+
 # What `on_epoch` receives: the epoch number and its metrics row; a returned reason stops the run.
 EpochHook = Callable[[int, dict], str | None]
 
@@ -65,7 +70,9 @@ def train(
     with stop_on_sigint() as stop:
         _loop(session, stop, progress and dist.is_main, on_epoch)
     if not session.state.stopped:
-        raise LMError(f"training interrupted; its state is saved in {paths.last}: run the same command to resume")
+        raise TrainingInterrupted(
+            f"training interrupted; its state is saved in {paths.last}: run the same command to resume"
+        )
     return _finish(session)
 
 
