@@ -147,6 +147,23 @@ def test_a_trial_is_admitted_only_while_fewer_than_n_live_trials_come_before_it(
     assert state_counts(study) == {"finished": 1, "running": 1, "waiting": 1, "failed": 1}
 
 
+def test_a_worker_with_another_space_cannot_join_a_study(tmp_path):
+    from lmlib.sweep.worker import WorkerPlan, open_study
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    open_study(WorkerPlan(study="s", space=load_space(write_space(tmp_path)), trials=2, storage=url))
+    other = load_space(write_space(tmp_path, space={"lr": {"float": [1e-3, 2e-3]}}))
+    with pytest.raises(LMError, match="study 's' was started with another search space"):
+        open_study(WorkerPlan(study="s", space=other, trials=2, storage=url))
+
+
+def test_the_sweep_command_prints_one_line_for_a_user_error(tmp_path, capsys):
+    from lmlib.cli import main
+
+    assert main(["sweep", "--study", "x", "--space", str(tmp_path / "nope.yaml"), "--trials", "2"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no space file {tmp_path / 'nope.yaml'}")
+
+
 # -- two real workers per storage kind ------------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ class LoopState:
     best_epoch: int = 0
     bad_epochs: int = 0
     valid_history: list[float] = field(default_factory=list)
-    stopped: str = ""  # "", "completed", "early_stopping", "time_budget"
+    stopped: str = ""  # "", "completed", "early_stopping", "time_budget", or train()'s on_epoch reason ("pruned")
 
 
 @dataclass
