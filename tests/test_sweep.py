@@ -123,6 +123,7 @@ def test_an_unknown_storage_is_a_clear_error():
         open_storage("mysql://x")
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize()
 def test_a_stale_journal_trial_is_retried_once_even_when_two_workers_notice(tmp_path):
     url = f"journal:{tmp_path / 'study.journal'}"
     first, second = open_storage(url, heartbeat=1, grace=2), open_storage(url, heartbeat=1, grace=2)
@@ -137,6 +138,7 @@ def test_a_stale_journal_trial_is_retried_once_even_when_two_workers_notice(tmp_
     assert trials[1].system_attrs["failed_trial"] == dead.number and trials[1].params == dead.params
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize()
 def test_a_trial_is_admitted_only_while_fewer_than_n_live_trials_come_before_it(tmp_path):
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=60))
     study.add_trial(optuna.create_trial(value=1.0))  # 0: complete
