@@ -11,6 +11,8 @@ this list (tests/test_architecture.py checks it), and nothing heavy runs at impo
     training/   device, checkpoint, runs (run directories), evaluate, optim (UpdateRule),
                 session (a run's live objects, checkpoint and resume), loop (train)
     generate    sampling from a trained run
+    sweep/      space (search space YAML), storage (SQLite, journal file, PostgreSQL + heartbeats),
+                worker (Optuna trials of train(), exactly N per study), results (tables for notebook 05)
     report/     profiles (params/*.yaml), compare (records, table, curves), analysis (prose),
                 figures, notebook (helpers + results contract), outputs (git policy), html,
                 title, browser (headless Chromium), pipeline (papermill -> report.html)

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-MINE = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03")]
+MINE = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "05")]
 CHECK = "# NBVAL_CHECK_OUTPUT"
 
 
@@ -36,11 +36,18 @@ def smoke_parameters(name: str, tmp: Path) -> dict:
         },
         "03": {"runs_root": runs},
         "04": {"runs_root": runs},
+        "05": {
+            "study": "smoke",
+            "space_file": str(ROOT / "params" / "sweeps" / "smoke.yaml"),
+            "trials": 2,
+            "storage": f"sqlite:///{tmp / 'sweeps.db'}",
+            "runs_root": str(tmp / "sweeps"),
+        },
     }.get(name[:2], {})
 
 
 def test_the_four_numbered_notebooks_exist():
-    assert [p.name[:2] for p in MINE] == ["01", "02", "03"]
+    assert [p.name[:2] for p in MINE] == ["01", "02", "03", "05"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -122,6 +129,7 @@ def test_notebooks_pass_nbval_in_the_smoke_profile(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert (tmp_path / "runs" / "smoke" / "results.json").is_file()
+    assert len(list((tmp_path / "sweeps" / "smoke").glob("trial-*/results.json"))) == 2  # notebook 05's study
 
 
 def test_strip_outputs_keeps_only_checked_cells():

@@ -77,6 +77,31 @@ def test_plan_runs_02_once_per_run_and_04_only_when_present(tmp_path, fake_noteb
     assert last.notebook == "04_generation_panel.ipynb" and last.parameters == {"runs_root": str(tmp_path / "runs")}
 
 
+def test_plan_runs_05_after_04_with_the_profiles_sweep(tmp_path, fake_notebooks):
+    profile = load_profile("smoke")
+    write_notebook(fake_notebooks / "05_sweep.ipynb", "print(runs_root)")
+    last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
+    assert last.notebook == "05_sweep.ipynb" and last.title == "5 · Hyperparameter sweep"
+    assert last.parameters == {
+        "study": "smoke", "space_file": str(ROOT / "params" / "sweeps" / "smoke.yaml"), "trials": 3,
+        "storage": f"sqlite:///{tmp_path / 'runs' / 'sweeps.db'}", "runs_root": str(tmp_path / "runs" / "sweeps"),
+    }  # fmt: skip
+    no_sweep = load_profile("default")
+    assert no_sweep.sweep is None
+    assert "05_sweep.ipynb" not in [s.notebook for s in plan(no_sweep, tmp_path, tmp_path, fake_notebooks)]
+
+
+def test_a_bad_sweep_block_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    runs = [{"name": "x", "preset": "smoke"}]
+    path.write_text(yaml.safe_dump({"runs": runs, "sweep": {"space": "nope", "trials": 2}}))
+    with pytest.raises(LMError, match="sweep.space 'nope' is not a file"):
+        load_profile(path)
+    path.write_text(yaml.safe_dump({"runs": runs, "sweep": {"space": "smoke", "trials": 0}}))
+    with pytest.raises(LMError, match="sweep.trials .* whole number >= 1"):
+        load_profile(path, ROOT / "params")
+
+
 def test_a_failing_notebook_names_notebook_and_cell_and_keeps_the_old_report(tmp_path, fake_notebooks):
     reports = tmp_path / "reports"
     kwargs = dict(
@@ -119,6 +144,7 @@ def test_smoke_pipeline_writes_one_report_with_every_section(smoke_report):
         assert (folder / "notebooks" / f"02_train_lstm-{run.name}.ipynb").is_file()
     if (ROOT / "notebooks" / "04_generation_panel.ipynb").is_file():
         assert "4 · Generation panel" in html
+    assert "5 · Hyperparameter sweep" in html and (folder / "notebooks" / "05_sweep.ipynb").is_file()
     assert 'class="toc"' in html and "Best run: <strong>" in html
     assert re.search(r'<img alt="perplexity curves of every run" src="data:image/png;base64,', html)
     assert html.count("data:image/png;base64,") >= 1 + len(profile.runs)  # title + each run's curves
@@ -189,3 +215,10 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
     panel = recorded_results(executed / "04_generation_panel.ipynb")
     assert panel["run"] == best and panel["sample"].startswith("It is a truth universally acknowledged")
     assert 0 < sum(panel["next_words"].values()) <= 1 and panel["mean_surprisal_bits"] > 0
+    sweep = recorded_results(executed / "05_sweep.ipynb")
+    assert sweep["trials"] == sweep["finished"] == 3  # the smoke profile's study, exactly its trials
+    trial_runs = sorted((runs_root / "sweeps" / "smoke").glob("trial-*/results.json"))
+    assert len(trial_runs) == 3
+    best = min((json.loads(p.read_text()) for p in trial_runs if "pruned" not in p.read_text()),
+               key=lambda r: r["valid_ppl"])  # fmt: skip
+    assert sweep["best_valid_ppl"] == pytest.approx(best["valid_ppl"], abs=1e-3)

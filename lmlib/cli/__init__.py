@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmlib.cli import generation, prepare, report, serve, train
+from lmlib.cli import generation, prepare, report, serve, sweep, train
 from lmlib.errors import LMError
 
-COMMANDS = (prepare, train, generation, serve, report)  # each adds its subcommands: add(commands)
+COMMANDS = (prepare, train, sweep, generation, serve, report)  # each adds its subcommands: add(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lmlib",
-        description="Word-level LSTM language models: prepare corpora, train, evaluate, generate, serve, report.",
+        description="Word-level LSTM language models: prepare, train, sweep, evaluate, generate, serve, report.",
         epilog="Run `python -m lmlib COMMAND --help` for a command's options.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

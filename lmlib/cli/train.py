@@ -57,10 +57,13 @@ def run_train(args) -> int:
     config = config_from_args(args)
     if args.dry_run:
         return _dry_run(config, args.json)
+    from lmlib.training.distributed import current
     from lmlib.training.loop import train
 
     run_dir = args.run_dir or f"runs/{args.preset}"
     results = train(config, run_dir, progress=not args.json)
+    if not current().is_main:  # under torchrun, rank 0 alone reports (and samples)
+        return 0
     samples = _samples(run_dir, args.samples)
     if args.json:
         print(json.dumps({**results, "run_dir": run_dir, "samples": samples}))

@@ -1,7 +1,8 @@
 """The report pipeline: run the numbered notebooks with papermill, then render one HTML report.
 
     params/<profile>.yaml ─► 01_data_prep ─► 02_train_lstm × each run ─► 03_compare_runs
-                             ─► 04_generation_panel (when present) ─► reports/<profile>/report.html
+                             ─► 04_generation_panel (when present) ─► 05_sweep (when present and the
+                             profile has a sweep block) ─► reports/<profile>/report.html
 
 Profiles: `smoke` (the whole pipeline in a few minutes on 2 CPU cores; the tests use it),
 `default` (the main job on the embedded corpus) and `gpu` (full-size runs on a Colab T4).
@@ -36,6 +37,7 @@ from lmlib.training.runs import read_config
 DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, PANEL_NOTEBOOK = (
     "01_data_prep.ipynb", "02_train_lstm.ipynb", "03_compare_runs.ipynb", "04_generation_panel.ipynb",
 )  # fmt: skip
+SWEEP_NOTEBOOK = "05_sweep.ipynb"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,18 @@ def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: P
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
         steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",
                           "4 · Generation panel"))  # fmt: skip
+    if profile.sweep and (Path(notebooks_dir or paths.notebooks_dir()) / SWEEP_NOTEBOOK).is_file():
+        steps.append(Step(SWEEP_NOTEBOOK, SWEEP_NOTEBOOK, sweep_parameters(profile, runs_root), "sweep",
+                          "5 · Hyperparameter sweep"))  # fmt: skip
     return steps
+
+
+def sweep_parameters(profile: Profile, runs_root: Path) -> dict:
+    """Notebook 05's parameters: the profile's study, stored beside its runs unless it names a storage."""
+    sweep = profile.sweep
+    storage = sweep["storage"] or f"sqlite:///{runs_root / 'sweeps.db'}"
+    return {"study": sweep["study"], "space_file": sweep["space"], "trials": sweep["trials"], "storage": storage,
+            "runs_root": str(runs_root / "sweeps")}  # fmt: skip
 
 
 def run_pipeline(

@@ -6,6 +6,9 @@ modifies under `vs` and states only what it changes: it then starts from that ru
 and overrides, so `{name: awd-256-tied, vs: awd-256, overrides: {tie_weights: true}}` reads
 as the one change it is. Every run's config is built and validated on load, and a run that
 does not differ from its `vs` is an error, so a typo fails before anything trains.
+
+An optional `sweep:` block adds notebook 05 to the report: a small hyperparameter study,
+`{space: smoke, trials: 3}` (a file in params/sweeps/ or a path; `storage` and `study` optional).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Profile:
     runs: tuple[RunSpec, ...]
     baseline: str = ""
     overrides: dict = field(default_factory=dict)  # applied to every run (a run's own win)
+    sweep: dict | None = None  # {space (a file path), trials, storage, study}: notebook 05's study; None: none
 
     def data(self) -> dict:
         """The profile's DataConfig fields that are set."""
@@ -83,10 +87,31 @@ def load_profile(name_or_path: str | os.PathLike, params_dir: Path | None = None
         description=str(raw.get("description", "")), corpus=str(raw.get("corpus", "austen")),
         protocol=raw.get("protocol"), min_freq=raw.get("min_freq"), device=raw.get("device"),
         max_minutes=raw.get("max_minutes"), runs=runs, baseline=str(raw.get("baseline", "")),
-        overrides=dict(overrides),
+        overrides=dict(overrides), sweep=_read_sweep(path, raw.get("sweep")),
     )  # fmt: skip
     _check_runs(path, profile)
     return profile
+
+
+_SWEEP_KEYS = {"space", "trials", "storage", "study"}
+
+
+def _read_sweep(path: Path, block) -> dict | None:
+    """The profile's sweep: the space file resolved (params/sweeps/<name>.yaml or a path), trials >= 1."""
+    if block is None:
+        return None
+    if not isinstance(block, dict) or set(block) - _SWEEP_KEYS or "space" not in block:
+        raise LMError(f"{path}: sweep is a mapping with a space and trials (storage, study optional), not {block!r}")
+    trials = block.get("trials", 3)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise LMError(f"{path}: sweep.trials is the study's number of trials, a whole number >= 1, not {trials!r}")
+    space = Path(str(block["space"]))
+    if space.suffix not in (".yaml", ".yml"):
+        space = path.parent / "sweeps" / f"{space}.yaml"
+    if not space.is_file():
+        raise LMError(f"{path}: sweep.space {block['space']!r} is not a file ({space}): name one in params/sweeps/")
+    return {"space": str(space.resolve()), "trials": trials, "storage": block.get("storage"),
+            "study": str(block.get("study") or path.stem)}  # fmt: skip
 
 
 def _profile_path(name_or_path, params_dir: Path) -> Path:

@@ -5,6 +5,12 @@ One call, `train(config, run_dir)`, trains a run or resumes it from `last.safete
 best-validation weights go to model.safetensors; results.json is written at the end.
 Training stops at the epoch limit, at the time budget (mid-epoch, recorded as a fractional
 epoch), by early stopping (`patience`), or on Ctrl-C, which saves a checkpoint first.
+
+`on_epoch(epoch, row)`, when given, is called after each validation with the metrics row
+just logged; returning a reason (e.g. "pruned", as a sweep's pruner does) ends the run there,
+cleanly: checkpoint, best weights and results.json as for any stop, with `stopped` = reason.
+Under torchrun each process trains its share of the batch (lmlib.training.distributed); the
+lines marked [distributed hook] are where the ranks share or agree, and do nothing otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,7 +30,8 @@ from lmlib.data.batching import fixed_windows, get_batch, variable_windows
 from lmlib.data.splits import Prepared
 from lmlib.errors import LMError
 from lmlib.model.lstm import count_parameters
-from lmlib.training.evaluate import evaluate_loss, perplexity
+from lmlib.training import distributed
+from lmlib.training.evaluate import perplexity
 from lmlib.training.runs import RunPaths, append_metrics, read_config, read_metrics, read_results
 from lmlib.training.session import (
     LoopState,
@@ -36,36 +44,57 @@ from lmlib.training.session import (
 )
 
 
+class TrainingInterrupted(LMError):
+    """Ctrl-C stopped training after saving its state: the same call resumes it."""
+
+
+# What `on_epoch` receives: the epoch number and its metrics row; a returned reason stops the run.
+EpochHook = Callable[[int, dict], str | None]
+
+
 def train(
-    config: RunConfig, run_dir: str | os.PathLike, *, prepared: Prepared | None = None, progress: bool = True
+    config: RunConfig,
+    run_dir: str | os.PathLike,
+    *,
+    prepared: Prepared | None = None,
+    progress: bool = True,
+    on_epoch: EpochHook | None = None,
 ) -> dict:
     """Train (or resume) the run in `run_dir`; return its results dict."""
     paths = RunPaths(Path(run_dir))
-    finished = read_results(paths.root)
-    if finished is not None and read_config(paths.root)[0] == config:
+    dist = distributed.current()  # [distributed hook] Single() unless started by torchrun
+    finished = dist.from_main(_finished_results, paths, config)
+    if finished is not None:
         return finished  # already trained with exactly this config: nothing to do
-    session = open_session(config, paths, prepared)
+    session = open_session(config, paths, prepared, dist)
     with stop_on_sigint() as stop:
-        _loop(session, stop, progress)
+        _loop(session, stop, progress and dist.is_main, on_epoch)
     if not session.state.stopped:
-        raise LMError(f"training interrupted; its state is saved in {paths.last}: run the same command to resume")
+        raise TrainingInterrupted(
+            f"training interrupted; its state is saved in {paths.last}: run the same command to resume"
+        )
     return _finish(session)
 
 
-def _loop(session: Session, stop: threading.Event, progress: bool) -> None:
-    state, budget = session.state, session.config.train.max_minutes
+def _finished_results(paths: RunPaths, config: RunConfig) -> dict | None:
+    finished = read_results(paths.root)
+    return finished if finished is not None and read_config(paths.root)[0] == config else None
+
+
+def _loop(session: Session, stop: threading.Event, progress: bool, on_epoch: EpochHook | None) -> None:
+    state, budget, dist = session.state, session.config.train.max_minutes, session.dist
     started = time.perf_counter() - state.elapsed
     while not state.stopped and state.epoch <= session.config.train.epochs:
-        if budget is not None and state.elapsed >= budget * 60:
+        if budget is not None and dist.agree(state.elapsed >= budget * 60)[0]:  # [distributed hook] clocks differ
             state.stopped = "time_budget"
             break
         finished_epoch = _train_epoch(session, stop, started, progress)
         state.elapsed = time.perf_counter() - started
-        if stop.is_set():
+        if dist.agree(stop.is_set())[0]:  # [distributed hook] a Ctrl-C on any rank stops all, here
             save_checkpoint(session)
             return
         if finished_epoch or state.stopped == "time_budget":
-            _end_epoch(session, partial=not finished_epoch, started=started)
+            _end_epoch(session, partial=not finished_epoch, started=started, on_epoch=on_epoch)
         save_checkpoint(session)
     if not state.stopped:
         state.stopped = "completed"
@@ -86,7 +115,7 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
     model.train()
     session.update.start_epoch(state.epoch)
     if state.column == 0 or session.hidden is None:
-        session.hidden = model.init_hidden(train.batch_size, session.device)
+        session.hidden = model.init_hidden(data.size(0), session.device)  # this process's rows (distributed)
     bar = _progress_bar(session, progress)
     loss_acc = torch.zeros((), dtype=torch.float64, device=session.device)  # summed on device: no sync per step
     last_checkpoint = time.perf_counter()
@@ -105,11 +134,19 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
                 _flush_loss(state, loss_acc)
                 _show_loss(bar, state)
             now = time.perf_counter()
-            if train.max_minutes is not None and now - started >= train.max_minutes * 60:
+            over_budget = train.max_minutes is not None and now - started >= train.max_minutes * 60
+            checkpoint_due = (
+                runtime.checkpoint_minutes is not None and now - last_checkpoint >= runtime.checkpoint_minutes * 60
+            )
+            # [distributed hook] clocks and signals differ between ranks: all act on the same step
+            over_budget, interrupted, checkpoint_due = session.dist.agree(over_budget, stop.is_set(), checkpoint_due)
+            if over_budget:
                 state.stopped = "time_budget"
-            if stop.is_set() or state.stopped:
+            if interrupted:
+                stop.set()
+            if interrupted or state.stopped:
                 break
-            if runtime.checkpoint_minutes is not None and now - last_checkpoint >= runtime.checkpoint_minutes * 60:
+            if checkpoint_due:
                 _flush_loss(state, loss_acc)
                 state.elapsed = now - started
                 save_checkpoint(session)
@@ -139,22 +176,30 @@ def _flush_loss(state: LoopState, acc: torch.Tensor) -> None:
     acc.zero_()
 
 
-def _end_epoch(session: Session, partial: bool, started: float) -> None:
+def _end_epoch(session: Session, partial: bool, started: float, on_epoch: EpochHook | None = None) -> None:
     """Validate, log the epoch, keep the best weights, step schedules, maybe stop early."""
-    state, train = session.state, session.config.train
+    state, train, dist = session.state, session.config.train, session.dist
     with session.update.averaged_weights():  # NT-ASGD evaluates (and saves) the averaged weights
-        valid_loss = evaluate_loss(session.model, session.batches["valid"], train.bptt)  # fp32, as `lmlib evaluate`
+        # fp32, as `lmlib evaluate`; [distributed hook] each rank its rows, the sums all-reduced
+        valid_loss = dist.evaluate(session.model, session.batches["valid"], train.bptt)
         if valid_loss < state.best_loss:
             state.best_loss, state.best_epoch, state.bad_epochs = valid_loss, state.epoch, 0
             save_best_weights(session, valid_loss)
         else:
             state.bad_epochs += 1
     state.elapsed = time.perf_counter() - started  # validation included
-    append_metrics(session.paths, _metrics_row(session, valid_loss, partial))
+    dist.epoch_totals(state)  # [distributed hook] the training loss over every rank's rows
+    row = _metrics_row(session, valid_loss, partial)
+    if dist.is_main:  # [distributed hook] rank 0 alone writes
+        append_metrics(session.paths, row)
     state.valid_history.append(valid_loss)
     session.update.end_epoch(valid_loss, state.valid_history)
     if train.patience is not None and state.bad_epochs >= train.patience:
         state.stopped = "early_stopping"
+    if on_epoch is not None:  # the caller's say (a sweep's pruner); rank 0's answer holds for all ranks
+        reason = dist.from_main(on_epoch, state.epoch, row)
+        if reason:
+            state.stopped = str(reason)
     state.epoch, state.column, state.loss_sum, state.tokens, state.train_seconds = state.epoch + 1, 0, 0.0, 0, 0.0
     session.hidden = None
 
@@ -178,7 +223,12 @@ def _finish(session: Session) -> dict:
     """Evaluate the best weights on test (valid was measured when they were saved); write results.json."""
     load_best_weights(session)
     valid = session.state.best_loss  # measured on exactly these weights when they were saved
-    test = evaluate_loss(session.model, session.batches["test"], session.config.train.bptt)
+    test = session.dist.evaluate(session.model, session.batches["test"], session.config.train.bptt)
+    return session.dist.from_main(_write_results, session, valid, test)  # [distributed hook] rank 0 writes
+
+
+def _write_results(session: Session, valid: float, test: float) -> dict:
+    """results.json from the metrics and the final numbers; returned as written."""
     metrics = read_metrics(session.paths.root)
     last = metrics.iloc[-1] if len(metrics) else None
     results = {

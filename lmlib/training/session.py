@@ -33,6 +33,7 @@ from lmlib.training.checkpoint import (
     save_tensors,
 )
 from lmlib.training.device import resolve_device, resolve_precision
+from lmlib.training.distributed import Single
 from lmlib.training.optim import UpdateRule
 from lmlib.training.runs import RunPaths, read_config, truncate_metrics, write_config
 
@@ -51,7 +52,7 @@ class LoopState:
     best_epoch: int = 0
     bad_epochs: int = 0
     valid_history: list[float] = field(default_factory=list)
-    stopped: str = ""  # "", "completed", "early_stopping", "time_budget"
+    stopped: str = ""  # "", "completed", "early_stopping", "time_budget", or train()'s on_epoch reason ("pruned")
 
 
 @dataclass
@@ -69,26 +70,32 @@ class Session:
     batches: dict[str, torch.Tensor]  # split name -> (batch, columns) ids on the device
     state: LoopState
     hidden: Hidden | None = None
+    dist: Single = field(default_factory=Single)  # this process's share of a torchrun run (lmlib.training.distributed)
 
 
-def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None) -> Session:
+def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, dist: Single | None = None) -> Session:
     """Build the model and everything around it; resume from last.safetensors when there is one."""
-    resuming = paths.last.is_file()
-    if resuming or paths.config.is_file():
-        check_resumable(paths, config)
+    dist = dist or Single()
+    # [distributed hook] rank 0 looks at the run directory; every rank gets its answer (or error)
+    resuming = dist.from_main(paths.last.is_file)
+    if resuming or dist.from_main(paths.config.is_file):
+        dist.from_main(check_resumable, paths, config)
     torch.manual_seed(config.train.seed)
     rng = np.random.default_rng(config.train.seed)
     data = config.data
     prepared = prepared or prepare(load_corpus(data.corpus), data.protocol, data.min_freq)
-    device = resolve_device(config.runtime.device)
+    device = dist.device(resolve_device(config.runtime.device))  # [distributed hook] cuda:LOCAL_RANK
     precision = resolve_precision(config.runtime.precision, device)
     model = LSTMLanguageModel(len(prepared.vocab), config.model).to(device)
-    batches = batch_splits(prepared, config.data, config.train, device)
+    dist.seed_dropout(config.train.seed)  # [distributed hook] same weights on every rank, own dropout masks
+    # [distributed hook] the global batch's rows, then this rank's share of them
+    batches = dist.shard(batch_splits(prepared, config.data, config.train, device))
     update = UpdateRule(config.train, model, device, precision)
-    session = Session(config, paths, prepared, device, precision, model, update, rng, batches, LoopState())
+    dist.wrap(update, model, config.model)  # [distributed hook] the training forward goes through DDP
+    session = Session(config, paths, prepared, device, precision, model, update, rng, batches, LoopState(), dist=dist)
     if resuming:
         restore(session)
-    else:
+    elif dist.is_main:  # [distributed hook] rank 0 alone writes
         paths.root.mkdir(parents=True, exist_ok=True)
         write_config(paths, config, describe_run(prepared, model, device, precision))
         prepared.vocab.save(paths.vocab)
@@ -123,42 +130,58 @@ def save_checkpoint(session: Session) -> None:
     rng_t, rng_header = rng_tensors(session.rng)
     tensors.update(update_tensors)
     tensors.update(rng_t)
-    for i, (state, cell) in enumerate(session.hidden or []):
+    # [distributed hook] collectives on every rank: the whole batch's hidden state, every rank's
+    # RNG, the epoch's loss sums over all ranks; then rank 0 alone writes
+    dist = session.dist
+    tensors.update(dist.rng_tensors())
+    for i, (state, cell) in enumerate(dist.gather_hidden(session.hidden) or []):
         tensors[f"hidden/{i}/h"], tensors[f"hidden/{i}/c"] = state, cell
+    loop = asdict(dist.global_state(session.state))
+    if not dist.is_main:
+        return
     # "optimization" is the key older checkpoints used for the update rule: kept so both read
-    header = {"loop": asdict(session.state), "optimization": update_header, "rng": rng_header, "lmlib": __version__}
+    header = {"loop": loop, "optimization": update_header, "rng": rng_header, "lmlib": __version__,
+              "ranks": dist.world_size}  # fmt: skip
     save_tensors(session.paths.last, tensors, header)
 
 
 def restore(session: Session) -> None:
     """Load last.safetensors into the session (the inverse of `save_checkpoint`)."""
-    tensors, header = load_tensors(session.paths.last)
+    tensors, header = session.dist.from_main(load_tensors, session.paths.last)  # [distributed hook] rank 0 reads
     weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     load_model_tensors(session.model, weights, str(session.paths.last))
     session.update.restore(tensors, header["optimization"])
     restore_rng(session.rng, tensors, header["rng"])
-    session.state = LoopState(**header["loop"])
+    session.state = session.dist.local_state(LoopState(**header["loop"]))  # [distributed hook] rank 0 holds the sums
+    session.dist.restore_rng(tensors, header, session.config.train.seed, session.state)  # [distributed hook]
     if session.state.stopped in ("completed", "time_budget"):
         session.state.stopped = ""  # more epochs or a larger budget continue a finished run
     layers = sorted({int(k.split("/")[1]) for k in tensors if k.startswith("hidden/")})
     device = session.device
     hidden = [(tensors[f"hidden/{i}/h"].to(device), tensors[f"hidden/{i}/c"].to(device)) for i in layers]
-    session.hidden = hidden or None
-    truncate_metrics(session.paths, session.state.epoch)
+    session.hidden = session.dist.shard_hidden(hidden or None)  # [distributed hook] this rank's rows
+    if session.dist.is_main:
+        truncate_metrics(session.paths, session.state.epoch)
 
 
 def save_best_weights(session: Session, valid_loss: float) -> None:
     """Write model.safetensors: the weights of the best validation epoch so far."""
+    if not session.dist.is_main:  # [distributed hook] every rank holds the same weights; rank 0 writes
+        return
     header = {"epoch": session.state.epoch, "valid_loss": valid_loss}
     save_tensors(session.paths.model, model_tensors(session.model), header)
 
 
 def load_best_weights(session: Session) -> None:
     """Put model.safetensors (the best validation epoch's weights) into the session's model."""
-    if not session.paths.model.is_file():
-        raise LMError(f"{session.paths.root} has no best weights: training stopped before the first validation")
-    tensors, _ = load_tensors(session.paths.model)
+    tensors, _ = session.dist.from_main(_read_best_weights, session.paths)  # [distributed hook] rank 0 reads
     load_model_tensors(session.model, tensors, str(session.paths.model))
+
+
+def _read_best_weights(paths: RunPaths) -> tuple[dict[str, torch.Tensor], dict]:
+    if not paths.model.is_file():
+        raise LMError(f"{paths.root} has no best weights: training stopped before the first validation")
+    return load_tensors(paths.model)
 
 
 @contextmanager
