@@ -9,6 +9,7 @@ epoch), by early stopping (`patience`), or on Ctrl-C, which saves a checkpoint f
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -24,6 +25,7 @@ from lmlib.data.splits import Prepared
 from lmlib.errors import LMError
 from lmlib.model.lstm import count_parameters
 from lmlib.training.evaluate import evaluate_loss, perplexity
+from lmlib.training.ownership import clear_run, own_run_dir
 from lmlib.training.runs import RunPaths, append_metrics, read_config, read_metrics, read_results
 from lmlib.training.session import (
     LoopState,
@@ -37,19 +39,31 @@ from lmlib.training.session import (
 
 
 def train(
-    config: RunConfig, run_dir: str | os.PathLike, *, prepared: Prepared | None = None, progress: bool = True
+    config: RunConfig,
+    run_dir: str | os.PathLike,
+    *,
+    prepared: Prepared | None = None,
+    progress: bool = True,
+    restart: bool = False,
 ) -> dict:
-    """Train (or resume) the run in `run_dir`; return its results dict."""
+    """Train (or resume) the run in `run_dir`; return its results dict.
+
+    One process at a time owns a run directory (lmlib.training.ownership): a second is refused.
+    `restart` deletes the run's files first and starts over.
+    """
     paths = RunPaths(Path(run_dir))
-    finished = read_results(paths.root)
-    if finished is not None and read_config(paths.root)[0] == config:
-        return finished  # already trained with exactly this config: nothing to do
-    session = open_session(config, paths, prepared)
-    with stop_on_sigint() as stop:
-        _loop(session, stop, progress)
-    if not session.state.stopped:
-        raise LMError(f"training interrupted; its state is saved in {paths.last}: run the same command to resume")
-    return _finish(session)
+    with own_run_dir(paths.root):
+        if restart:
+            clear_run(paths)
+        finished = read_results(paths.root)
+        if finished is not None and read_config(paths.root)[0] == config:
+            return finished  # already trained with exactly this config: nothing to do
+        session = open_session(config, paths, prepared)
+        with stop_on_sigint() as stop:
+            _loop(session, stop, progress)
+        if not session.state.stopped:
+            raise LMError(f"training interrupted; its state is saved in {paths.last}: run the same command to resume")
+        return _finish(session)
 
 
 def _loop(session: Session, stop: threading.Event, progress: bool) -> None:
@@ -89,7 +103,7 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
         session.hidden = model.init_hidden(train.batch_size, session.device)
     bar = _progress_bar(session, progress)
     loss_acc = torch.zeros((), dtype=torch.float64, device=session.device)  # summed on device: no sync per step
-    last_checkpoint = time.perf_counter()
+    last_checkpoint, window = time.perf_counter(), state.column // train.bptt
     try:
         for start, length in _windows(session):
             step_start = time.perf_counter()
@@ -101,8 +115,9 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
             state.column = start + length
             state.train_seconds += time.perf_counter() - step_start
             bar.update(length * data.size(0))
-            if (start // train.bptt) % 20 == 0 or state.column >= data.size(1) - 1:  # not every step: .item() syncs
-                _flush_loss(state, loss_acc)
+            window = start // train.bptt + 1
+            if window % 20 == 1 or state.column >= data.size(1) - 1:  # not every step: .item() syncs
+                _flush_loss(state, loss_acc, window)
                 _show_loss(bar, state)
             now = time.perf_counter()
             if train.max_minutes is not None and now - started >= train.max_minutes * 60:
@@ -110,13 +125,13 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
             if stop.is_set() or state.stopped:
                 break
             if runtime.checkpoint_minutes is not None and now - last_checkpoint >= runtime.checkpoint_minutes * 60:
-                _flush_loss(state, loss_acc)
+                _flush_loss(state, loss_acc, window)  # a diverged loss stops here, before it is saved
                 state.elapsed = now - started
                 save_checkpoint(session)
                 last_checkpoint = time.perf_counter()
     finally:
-        _flush_loss(state, loss_acc)
         bar.close()
+    _flush_loss(state, loss_acc, window)
     return state.column >= data.size(1) - 1
 
 
@@ -134,9 +149,24 @@ def _show_loss(bar, state: LoopState) -> None:
     bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{perplexity(mean):.1f}", tok_s=f"{speed:,.0f}")
 
 
-def _flush_loss(state: LoopState, acc: torch.Tensor) -> None:
+def _flush_loss(state: LoopState, acc: torch.Tensor, window: int) -> None:
+    """Move the loss summed on the device into the loop state (one sync); stop there if the run diverged."""
     state.loss_sum += acc.item()
     acc.zero_()
+    check_diverged(state, "training", state.loss_sum / max(state.tokens, 1), f"by window {window}")
+
+
+def check_diverged(state: LoopState, which: str, loss: float, where: str = "") -> None:
+    """Stop a run whose mean loss (nats per token) is no longer finite, nor is its perplexity (exp overflows at
+    ~710; a model starts near ln(vocabulary) ~ 9), before its checkpoint, best weights or metrics are written."""
+    if math.isfinite(perplexity(loss)):
+        return
+    value = f"{loss:.4g} nats per token" if math.isfinite(loss) else f"{loss} (not a finite number)"
+    raise LMError(
+        f"training diverged in epoch {state.epoch}{f' ({where})' if where else ''}: the {which} loss reached "
+        f"{value}; nothing since the last checkpoint was saved. Lower lr (or set clip) and pass --restart, "
+        "or choose another --run-dir"
+    )
 
 
 def _end_epoch(session: Session, partial: bool, started: float) -> None:
@@ -144,6 +174,7 @@ def _end_epoch(session: Session, partial: bool, started: float) -> None:
     state, train = session.state, session.config.train
     with session.update.averaged_weights():  # NT-ASGD evaluates (and saves) the averaged weights
         valid_loss = evaluate_loss(session.model, session.batches["valid"], train.bptt)  # fp32, as `lmlib evaluate`
+        check_diverged(state, "validation", valid_loss)
         if valid_loss < state.best_loss:
             state.best_loss, state.best_epoch, state.bad_epochs = valid_loss, state.epoch, 0
             save_best_weights(session, valid_loss)
