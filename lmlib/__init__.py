@@ -8,7 +8,8 @@ this list (tests/test_architecture.py checks it), and nothing heavy runs at impo
     data/       corpus, tokenize, detokenize, vocab, splits, prepared, stats, batching
     model/      lstm (LSTMLanguageModel), regularize (the AWD-LSTM regularisers)
     presets     named recipes built from config
-    training/   device, checkpoint, runs (run directories), evaluate, optim (UpdateRule),
+    training/   device, checkpoint, weights (do saved weights fit a config), runs (run directories),
+                ownership (one writer per run directory), evaluate, optim (UpdateRule),
                 session (a run's live objects, checkpoint and resume), loop (train)
     generate    sampling from a trained run
     sweep/      space (search space YAML), storage (SQLite, journal file, PostgreSQL + heartbeats),

@@ -31,6 +31,8 @@ INITS = ("original", "awd", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "mixed", "fp32", "fp16", "bf16")
 PROTOCOLS = ("original", "train-vocab", "by-book", "given")
+# Absurd sizes (a typo, a doctored config.json) stop here, not in the allocator; generous: presets have <= 44M.
+MAX_PARAMETERS, MAX_LAYERS = 2**31, 100
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,12 @@ class ModelConfig:
     cutoffs: tuple[int, ...] | None = None  # adaptive softmax cut-offs; None = automatic
 
     def __post_init__(self):
-        for name in ("emb_dim", "hid_dim", "num_layers"):
+        for name in ("emb_dim", "hid_dim"):
             check_int(name, getattr(self, name), minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1, maximum=MAX_LAYERS)
+        if (n := recurrent_parameters(self)) > MAX_PARAMETERS:
+            sizes = f"emb_dim {self.emb_dim}, hid_dim {self.hid_dim}, num_layers {self.num_layers}"
+            raise LMError(f"{sizes}: {n:,} LSTM parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes")
         check_choice("init", self.init, INITS)
         for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embedding", "weight_drop"):
             check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
@@ -85,6 +91,14 @@ class ModelConfig:
         cutoffs = self.cutoffs or ()
         if list(cutoffs) != sorted(set(cutoffs)) or any(not_int(c) or c <= 0 for c in cutoffs):
             raise LMError(f"cutoffs must be increasing positive integers, got {self.cutoffs}")
+
+
+def recurrent_parameters(model: ModelConfig) -> int:
+    """The LSTM layers' parameter count from the sizes alone: per layer (input i, hidden h) W_ih 4h x i, W_hh 4h x h
+    and two 4h biases; the last layer's h is emb_dim when tied (lmlib.model.lstm.lstm_sizes)."""
+    out_dim = model.emb_dim if model.tie_weights else model.hid_dim
+    sizes = [model.emb_dim] + [model.hid_dim] * (model.num_layers - 1) + [out_dim]
+    return sum(4 * h * (i + h) + 8 * h for i, h in zip(sizes, sizes[1:]))
 
 
 @dataclass(frozen=True)

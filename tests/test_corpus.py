@@ -111,3 +111,18 @@ def test_gzipped_text_is_read(tmp_path):
     path = tmp_path / "book.txt.gz"
     path.write_bytes(gzip.compress(b"Some text here."))
     assert load_corpus(path).documents[0].text == "Some text here."
+
+
+def test_a_gzip_bomb_is_refused_and_a_broken_gzip_is_a_clear_error(tmp_path, monkeypatch):
+    from lmlib.data import corpus
+
+    monkeypatch.setattr(corpus, "MAX_GUNZIP_BYTES", 10_000)  # 2 GiB in use; small here to stay fast
+    path = tmp_path / "bomb.txt.gz"
+    path.write_bytes(gzip.compress(b"word " * 4000))  # 20 kB of text in a few hundred bytes
+    with pytest.raises(LMError, match="decompresses to more than"):
+        load_corpus(path)
+    path.write_bytes(gzip.compress(b"word " * 1000))
+    assert load_corpus(path).documents[0].text.startswith("word word")
+    path.write_bytes(b"plain text")
+    with pytest.raises(LMError, match="is not a valid gzip file"):
+        load_corpus(path)

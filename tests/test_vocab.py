@@ -44,3 +44,15 @@ def test_corrupt_vocab_file_is_a_clear_error(tmp_path):
         Vocab.load(tmp_path / "vocab.json")
     with pytest.raises(LMError, match="missing"):
         Vocab.load(tmp_path / "absent.json")
+
+
+def test_tokens_must_be_text_and_counts_whole_numbers(tmp_path):
+    with pytest.raises(LMError, match="tokens must be text, found 17"):
+        Vocab(("<unk>", "<eos>", "a", 17))
+    with pytest.raises(LMError, match="one whole number >= 0 per token"):
+        Vocab(("<unk>", "<eos>", "a"), (0, 0))
+    with pytest.raises(LMError, match="one whole number >= 0 per token"):
+        Vocab(("<unk>", "<eos>", "a"), (0, 0, "3"))
+    (tmp_path / "vocab.json").mkdir()
+    with pytest.raises(LMError, match="cannot be read"):
+        Vocab.load(tmp_path / "vocab.json")

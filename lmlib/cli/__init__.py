@@ -1,7 +1,9 @@
 """Command-line interface: `python -m lmlib COMMAND --help`, one module per command.
 
 User errors (LMError) print one line on stderr and exit with status 2; no tracebacks.
-`--json` makes prepare, train, evaluate and generate print one JSON object for scripts.
+`--json` makes prepare, train, evaluate and generate print one strict JSON object for scripts
+(output.json_line: null for NaN and infinities); text is printed without terminal control
+sequences (output.printable).
 Heavy imports (torch, papermill, flask) happen inside the commands, so `--help` is fast.
 """
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
+from lmlib.checks import check_int
 from lmlib.cli import options
+from lmlib.cli.output import json_line, printable
 
 
 def add(commands) -> None:
@@ -34,9 +34,11 @@ def run(args) -> int:
     # One word at a time is too little work to share between threads: a second intra-op
     # thread only waits (10x slower on a busy 2-core machine, benchmarks/generation_latency.py).
     torch.set_num_threads(1)
+    check_int("--seed", args.seed, minimum=0, maximum=2**63 - 1, optional=True)  # as training's seed
 
     result = Generator.from_run(args.run_dir).generate(
         args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed
     )
-    print(json.dumps({"text": result.text, "tokens": result.tokens}) if args.json else result.text)
+    # The words come from vocab.json, which anyone may have edited: on a terminal, no control sequences.
+    print(json_line({"text": result.text, "tokens": result.tokens}) if args.json else printable(result.text))
     return 0

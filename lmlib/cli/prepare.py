@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from lmlib.cli import options
+from lmlib.cli.output import json_line
 
 
 def add(commands) -> None:
@@ -17,21 +16,27 @@ def add(commands) -> None:
         "--prepared-dir", "--out", dest="prepared_dir", default=None,
         help="also write the prepared data to this folder (read by notebook 02 and `train`)",
     )  # fmt: skip
+    parser.add_argument(
+        "--force", action="store_true",
+        help="replace --prepared-dir even when it holds something other than prepared data",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from lmlib.data.corpus import load_corpus
-    from lmlib.data.prepared import save_prepared
+    from lmlib.data.prepared import check_prepared_target, save_prepared
     from lmlib.data.splits import prepare
     from lmlib.data.stats import format_report, summary
 
+    if args.prepared_dir:
+        check_prepared_target(args.prepared_dir, args.force)  # before the work, not only after it
     prepared = prepare(load_corpus(args.corpus), args.protocol, args.min_freq)
     if args.prepared_dir:
-        save_prepared(prepared, args.prepared_dir)
+        save_prepared(prepared, args.prepared_dir, force=args.force)
     if args.json:
-        print(json.dumps(summary(prepared)))
+        print(json_line(summary(prepared)))
     else:
         print(format_report(prepared))
         if args.prepared_dir:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from lmlib.cli import options
+from lmlib.cli.output import json_line, printable
 from lmlib.config import FIELD_CONCERN, RunConfig, parse_value
 from lmlib.errors import LMError
 
@@ -28,6 +28,8 @@ def add_train(commands) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any config field, e.g. --set hid_dim=512 (repeatable)")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="build the model and report its size; do not train")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over: delete the run's checkpoint, metrics, weights and results first")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
     parser.add_argument("--samples", type=int, default=1, help="print N generated samples at the end (default 1)")
     fields = parser.add_argument_group("config fields (each overrides the preset)")
@@ -61,12 +63,12 @@ def run_train(args) -> int:
     from lmlib.training.loop import train
 
     run_dir = args.run_dir or f"runs/{args.preset}"
-    results = train(config, run_dir, progress=not args.json)
+    results = train(config, run_dir, progress=not args.json, restart=args.restart)
     if not current().is_main:  # under torchrun, rank 0 alone reports (and samples)
         return 0
     samples = _samples(run_dir, args.samples)
     if args.json:
-        print(json.dumps({**results, "run_dir": run_dir, "samples": samples}))
+        print(json_line({**results, "run_dir": run_dir, "samples": samples}))
         return 0
     print(
         f"run {run_dir}: {results['parameters']:,} parameters, best epoch {results['best_epoch']}, "
@@ -74,7 +76,7 @@ def run_train(args) -> int:
         f"{results['wall_seconds']:.0f} s ({results['stopped']})"
     )
     for text in samples:
-        print(f"sample: {text}")
+        print(f"sample: {printable(text)}")
     return 0
 
 
@@ -90,12 +92,12 @@ def _samples(run_dir: str, count: int) -> list[str]:
 def _dry_run(config: RunConfig, as_json: bool) -> int:
     from lmlib.data.corpus import load_corpus
     from lmlib.data.splits import prepare
-    from lmlib.model.lstm import LSTMLanguageModel, count_parameters
+    from lmlib.training.weights import planned_weights
 
     prepared = prepare(load_corpus(config.data.corpus), config.data.protocol, config.data.min_freq)
-    model = LSTMLanguageModel(len(prepared.vocab), config.model)
-    report = {"parameters": count_parameters(model), "vocab_size": len(prepared.vocab), "config": config.to_dict()}
-    print(json.dumps(report) if as_json else f"{report['parameters']:,} parameters, vocabulary {len(prepared.vocab):,}")
+    _, parameters = planned_weights(len(prepared.vocab), config.model)  # counted on the meta device: no allocation
+    report = {"parameters": parameters, "vocab_size": len(prepared.vocab), "config": config.to_dict()}
+    print(json_line(report) if as_json else f"{parameters:,} parameters, vocabulary {len(prepared.vocab):,}")
     return 0
 
 
@@ -120,7 +122,7 @@ def run_evaluate(args) -> int:
     report = {"parameters": run.get("parameters"), "best_epoch": saved.get("best_epoch"),
               "wall_seconds": saved.get("wall_seconds"), **result}  # fmt: skip
     if args.json:
-        print(json.dumps(report))
+        print(json_line(report))  # NaN and infinities (a diverged model) are null: strict JSON
     else:
         print(f"{args.run_dir}: valid ppl {result['valid_ppl']:.2f}, test ppl {result['test_ppl']:.2f}")
     return 0

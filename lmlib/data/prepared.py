@@ -8,16 +8,42 @@ from pathlib import Path
 
 import numpy as np
 
-from lmlib.atomic import atomic_dir
+from lmlib.atomic import atomic_dir, check_replaceable
 from lmlib.data.corpus import SPLIT_NAMES
 from lmlib.data.splits import Prepared
 from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 
+PREPARED_FILES = ("meta.json", "vocab.json", *(f"{split}.npy" for split in SPLIT_NAMES))
 
-def save_prepared(prepared: Prepared, folder: str | os.PathLike) -> Path:
-    """Write `prepared` to `folder`, replacing it as a whole (atomically)."""
+
+def check_prepared_target(folder: str | os.PathLike, force: bool = False) -> None:
+    """Refuse to replace anything but prepared data: `folder` must be missing, empty, or hold only what
+    `save_prepared` writes (meta.json among them); `force` replaces whatever is there."""
     folder = Path(folder)
+    check_replaceable(folder)  # never the current folder or one above it, even with force
+    if force or not (folder.exists() or folder.is_symlink()):
+        return
+    if folder.is_dir():
+        names = sorted(p.name for p in folder.iterdir())
+        others = [n for n in names if n not in PREPARED_FILES]
+        if not names or ("meta.json" in names and not others):
+            return
+        listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        what = f"a folder holding other files ({listed})"
+    else:
+        what = "a file"
+    raise LMError(
+        f"{folder} is {what}, not prepared data: writing there would delete it; "
+        "choose a new or empty folder, or pass --force to replace it"
+    )
+
+
+def save_prepared(prepared: Prepared, folder: str | os.PathLike, force: bool = False) -> Path:
+    """Write `prepared` to `folder`, replacing it as a whole (atomically) if it holds prepared data
+    (anything else only with `force`)."""
+    folder = Path(folder)
+    check_prepared_target(folder, force)
     with atomic_dir(folder) as tmp:
         prepared.vocab.save(tmp / "vocab.json")
         for split in SPLIT_NAMES:

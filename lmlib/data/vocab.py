@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lmlib.atomic import write_json
+from lmlib.checks import not_int
 from lmlib.errors import LMError
 
 UNK, EOS = "<unk>", "<eos>"
@@ -35,6 +36,11 @@ class Vocab:
     def __post_init__(self):
         if tuple(self.itos[: len(SPECIALS)]) != SPECIALS:
             raise LMError(f"a vocabulary must start with {SPECIALS}, got {self.itos[:2]}")
+        odd = next((t for t in self.itos if not isinstance(t, str)), None)
+        if odd is not None:
+            raise LMError(f"vocabulary tokens must be text, found {odd!r}: the vocab.json file is corrupt")
+        if self.counts and (len(self.counts) != len(self.itos) or any(not_int(c) or c < 0 for c in self.counts)):
+            raise LMError("vocabulary counts must be one whole number >= 0 per token: the vocab.json file is corrupt")
         stoi = {token: index for index, token in enumerate(self.itos)}
         if len(stoi) != len(self.itos):
             raise LMError("the vocabulary lists a token twice: the vocab.json file is corrupt")
@@ -93,8 +99,10 @@ class Vocab:
             return cls(tuple(data["itos"]), tuple(data.get("counts", ())))
         except FileNotFoundError:
             raise LMError(f"vocabulary file {path} is missing") from None
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        except (ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON or bad UTF-8
             raise LMError(f"vocabulary file {path} is not a valid vocab.json ({err})") from None
+        except OSError as err:  # a folder, no permission
+            raise LMError(f"vocabulary file {path} cannot be read ({err.strerror})") from None
 
 
 def check_min_freq(min_freq: int) -> None:

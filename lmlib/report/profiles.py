@@ -80,7 +80,7 @@ def load_profile(name_or_path: str | os.PathLike, params_dir: Path | None = None
     raw = _read_yaml(path)
     runs = _resolve_runs(path, raw.get("runs"))
     overrides = raw.get("overrides") or {}
-    if not isinstance(overrides, dict):
+    if not _is_overrides(overrides):
         raise LMError(f"{path}: `overrides` must be a mapping of config fields to values, not {overrides!r}")
     profile = Profile(
         name=path.stem, title=str(raw.get("title", f"Word-level LSTM language models: {path.stem}")),
@@ -129,8 +129,8 @@ def _profile_path(name_or_path, params_dir: Path) -> Path:
 def _read_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise LMError(f"{path} is not valid YAML: {err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise LMError(f"{path} is not valid YAML in UTF-8: {err}") from None
     if not isinstance(raw, dict):
         raise LMError(f"{path} must be a mapping (title, corpus, runs, ...), not a {type(raw).__name__}")
     return raw
@@ -158,10 +158,15 @@ def _check_entry(path: Path, entry) -> None:
     unknown = sorted(set(entry) - _RUN_KEYS)
     if unknown:
         raise LMError(f"{path}, run {name!r}: unknown key(s) {unknown}; a run has {sorted(_RUN_KEYS)}")
-    if not isinstance(entry.get("overrides") or {}, dict):
+    if not _is_overrides(entry.get("overrides") or {}):
         raise LMError(f"{path}, run {name!r}: overrides must be a mapping of config fields to values")
     if "preset" not in entry and "vs" not in entry:
         raise LMError(f"{path}, run {name!r}: name a preset, or the run it modifies under vs")
+
+
+def _is_overrides(value) -> bool:
+    """A mapping of field names (YAML also allows numbers and lists as keys)."""
+    return isinstance(value, dict) and all(isinstance(key, str) for key in value)
 
 
 def _resolve(path: Path, by_name: dict, name: str, chain: tuple) -> RunSpec:

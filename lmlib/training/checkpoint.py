@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,22 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lmlib.atomic import atomic_path
+from lmlib.atomic import atomic_path, write_error
 from lmlib.errors import LMError
+from lmlib.training.weights import check_layout, tensor_layout
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
     """Write `tensors` and a JSON-serialisable `header` to one safetensors file, atomically."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"header": json.dumps(header)})
+        try:
+            save_file(tensors, str(tmp), metadata={"header": json.dumps(header)})
+        except SafetensorError as err:  # its I/O errors (a full disk) arrive as text: "... (os error 28)"
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise
+            raise write_error(path, OSError(int(code.group(1)), os.strerror(int(code.group(1))))) from None
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -41,6 +49,11 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         header = json.loads(metadata.get("header", "{}"))
     except (SafetensorError, OSError, ValueError) as err:
         raise LMError(f"checkpoint {path} is damaged or truncated ({err}): train again or restore it") from None
+    if not isinstance(header, dict):
+        raise LMError(
+            f"checkpoint {path} has an unreadable header (not a mapping): it was not written by lmlib; "
+            "restore it or train again"
+        )
     return tensors, header
 
 
@@ -57,29 +70,14 @@ def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_model_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Load weights, naming the file when its shapes or names do not fit the model."""
-    expected = model.state_dict()
+    """Load weights, naming the file when their names, tying, dtypes or shapes do not fit the model."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if model.config.tie_weights and not model.config.adaptive_softmax:
+        expected.pop("decoder.weight")  # stored once, as embedding.weight
+    check_layout(tensor_layout(tensors), expected, model.config, source)
     tensors = dict(tensors)
-    for name in expected:
-        if name not in tensors and name == "decoder.weight" and "embedding.weight" in tensors:
-            tensors[name] = tensors["embedding.weight"]  # tied weights
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [n for n in expected if n in tensors and tensors[n].shape != expected[n].shape]
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            part
-            for part in (
-                f"missing {missing[:3]}" if missing else "",
-                f"unexpected {unexpected[:3]}" if unexpected else "",
-                ", ".join(f"{n} is {tuple(tensors[n].shape)} not {tuple(expected[n].shape)}" for n in wrong[:3]),
-            )
-            if part
-        )
-        raise LMError(
-            f"weights in {source} do not fit this model ({detail}): the checkpoint comes from "
-            "another vocabulary or model shape; use the config.json and vocab.json saved with it"
-        )
+    if "decoder.weight" not in expected and "decoder.weight" in model.state_dict():
+        tensors["decoder.weight"] = tensors["embedding.weight"]  # tied weights
     model.load_state_dict(tensors)
 
 

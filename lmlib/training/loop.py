@@ -15,10 +15,12 @@ lines marked [distributed hook] are where the ranks share or agree, and do nothi
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -32,6 +34,7 @@ from lmlib.errors import LMError
 from lmlib.model.lstm import count_parameters
 from lmlib.training import distributed
 from lmlib.training.evaluate import perplexity
+from lmlib.training.ownership import clear_run, own_run_dir
 from lmlib.training.runs import RunPaths, append_metrics, read_config, read_metrics, read_results
 from lmlib.training.session import (
     LoopState,
@@ -59,21 +62,30 @@ def train(
     prepared: Prepared | None = None,
     progress: bool = True,
     on_epoch: EpochHook | None = None,
+    restart: bool = False,
 ) -> dict:
-    """Train (or resume) the run in `run_dir`; return its results dict."""
+    """Train (or resume) the run in `run_dir`; return its results dict.
+
+    One process at a time owns a run directory (lmlib.training.ownership): a second is refused.
+    `restart` deletes the run's files first and starts over.
+    """
     paths = RunPaths(Path(run_dir))
     dist = distributed.current()  # [distributed hook] Single() unless started by torchrun
-    finished = dist.from_main(_finished_results, paths, config)
-    if finished is not None:
-        return finished  # already trained with exactly this config: nothing to do
-    session = open_session(config, paths, prepared, dist)
-    with stop_on_sigint() as stop:
-        _loop(session, stop, progress and dist.is_main, on_epoch)
-    if not session.state.stopped:
-        raise TrainingInterrupted(
-            f"training interrupted; its state is saved in {paths.last}: run the same command to resume"
-        )
-    return _finish(session)
+    # Under torchrun rank 0 alone writes, so it alone owns the directory (other ranks may have none).
+    with own_run_dir(paths.root) if dist.is_main else nullcontext():
+        if restart and dist.is_main:
+            clear_run(paths)
+        finished = dist.from_main(_finished_results, paths, config)
+        if finished is not None:
+            return finished  # already trained with exactly this config: nothing to do
+        session = open_session(config, paths, prepared, dist)
+        with stop_on_sigint() as stop:
+            _loop(session, stop, progress and dist.is_main, on_epoch)
+        if not session.state.stopped:
+            raise TrainingInterrupted(
+                f"training interrupted; its state is saved in {paths.last}: run the same command to resume"
+            )
+        return _finish(session)
 
 
 def _finished_results(paths: RunPaths, config: RunConfig) -> dict | None:
@@ -118,7 +130,7 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
         session.hidden = model.init_hidden(data.size(0), session.device)  # this process's rows (distributed)
     bar = _progress_bar(session, progress)
     loss_acc = torch.zeros((), dtype=torch.float64, device=session.device)  # summed on device: no sync per step
-    last_checkpoint = time.perf_counter()
+    last_checkpoint, window = time.perf_counter(), state.column // train.bptt
     try:
         for start, length in _windows(session):
             step_start = time.perf_counter()
@@ -130,8 +142,9 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
             state.column = start + length
             state.train_seconds += time.perf_counter() - step_start
             bar.update(length * data.size(0))
-            if (start // train.bptt) % 20 == 0 or state.column >= data.size(1) - 1:  # not every step: .item() syncs
-                _flush_loss(state, loss_acc)
+            window = start // train.bptt + 1
+            if window % 20 == 1 or state.column >= data.size(1) - 1:  # not every step: .item() syncs
+                _flush_loss(state, loss_acc, window)
                 _show_loss(bar, state)
             now = time.perf_counter()
             over_budget = train.max_minutes is not None and now - started >= train.max_minutes * 60
@@ -147,13 +160,13 @@ def _train_epoch(session: Session, stop: threading.Event, started: float, progre
             if interrupted or state.stopped:
                 break
             if checkpoint_due:
-                _flush_loss(state, loss_acc)
+                _flush_loss(state, loss_acc, window)  # a diverged loss stops here, before it is saved
                 state.elapsed = now - started
                 save_checkpoint(session)
                 last_checkpoint = time.perf_counter()
     finally:
-        _flush_loss(state, loss_acc)
         bar.close()
+    _flush_loss(state, loss_acc, window)
     return state.column >= data.size(1) - 1
 
 
@@ -171,9 +184,24 @@ def _show_loss(bar, state: LoopState) -> None:
     bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{perplexity(mean):.1f}", tok_s=f"{speed:,.0f}")
 
 
-def _flush_loss(state: LoopState, acc: torch.Tensor) -> None:
+def _flush_loss(state: LoopState, acc: torch.Tensor, window: int) -> None:
+    """Move the loss summed on the device into the loop state (one sync); stop there if the run diverged."""
     state.loss_sum += acc.item()
     acc.zero_()
+    check_diverged(state, "training", state.loss_sum / max(state.tokens, 1), f"by window {window}")
+
+
+def check_diverged(state: LoopState, which: str, loss: float, where: str = "") -> None:
+    """Stop a run whose mean loss (nats per token) is no longer finite, nor is its perplexity (exp overflows at
+    ~710; a model starts near ln(vocabulary) ~ 9), before its checkpoint, best weights or metrics are written."""
+    if math.isfinite(perplexity(loss)):
+        return
+    value = f"{loss:.4g} nats per token" if math.isfinite(loss) else f"{loss} (not a finite number)"
+    raise LMError(
+        f"training diverged in epoch {state.epoch}{f' ({where})' if where else ''}: the {which} loss reached "
+        f"{value}; nothing since the last checkpoint was saved. Lower lr (or set clip) and pass --restart, "
+        "or choose another --run-dir"
+    )
 
 
 def _end_epoch(session: Session, partial: bool, started: float, on_epoch: EpochHook | None = None) -> None:
@@ -182,6 +210,7 @@ def _end_epoch(session: Session, partial: bool, started: float, on_epoch: EpochH
     with session.update.averaged_weights():  # NT-ASGD evaluates (and saves) the averaged weights
         # fp32, as `lmlib evaluate`; [distributed hook] each rank its rows, the sums all-reduced
         valid_loss = dist.evaluate(session.model, session.batches["valid"], train.bptt)
+        check_diverged(state, "validation", valid_loss)
         if valid_loss < state.best_loss:
             state.best_loss, state.best_epoch, state.bad_epochs = valid_loss, state.epoch, 0
             save_best_weights(session, valid_loss)

@@ -34,6 +34,7 @@ from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel
 from lmlib.training.checkpoint import load_model_tensors, load_tensors
 from lmlib.training.device import resolve_device
+from lmlib.training.weights import check_weights_file
 
 METRIC_COLUMNS = [
     "epoch",  # fractional when the time budget cut the epoch short
@@ -86,6 +87,10 @@ class RunPaths:
     def results(self) -> Path:
         return self.root / "results.json"
 
+    def files(self) -> tuple[Path, ...]:
+        """Every file a run writes (what starting over deletes)."""
+        return (self.config, self.vocab, self.model, self.last, self.metrics, self.results)
+
 
 def write_config(paths: RunPaths, config: RunConfig, run: dict) -> None:
     """config.json: the configuration and what the run resolved at its start."""
@@ -100,8 +105,10 @@ def read_config(run_dir: str | os.PathLike) -> tuple[RunConfig, dict]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         config = RunConfig.from_dict(raw["config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON or bad UTF-8
         raise LMError(f"{path} is not a valid config.json ({err})") from None
+    except OSError as err:
+        raise LMError(f"{path} cannot be read ({err.strerror})") from None
     except LMError as err:
         raise LMError(f"{path} holds an invalid config: {err}") from None
     run = raw.get("run")
@@ -119,11 +126,17 @@ def append_metrics(paths: RunPaths, row: dict) -> None:
 
 
 def read_metric_rows(paths: RunPaths) -> list[dict]:
-    """metrics.csv as a list of dicts under today's column names."""
+    """metrics.csv as a list of dicts under today's column names; a damaged file is a clear error."""
     if not paths.metrics.is_file():
         return []
-    with open(paths.metrics, newline="", encoding="utf-8") as handle:
-        return [{_OLD_METRIC_NAMES.get(k, k): v for k, v in row.items()} for row in csv.DictReader(handle)]
+    try:
+        with open(paths.metrics, newline="", encoding="utf-8") as handle:
+            rows = [{_OLD_METRIC_NAMES.get(k, k): v for k, v in row.items()} for row in csv.DictReader(handle)]
+        for row in rows:
+            float(row["epoch"])
+    except (ValueError, KeyError, TypeError, csv.Error, OSError) as err:
+        raise _damaged(paths.metrics, err) from None
+    return rows
 
 
 def write_metric_rows(paths: RunPaths, rows: list[dict]) -> None:
@@ -146,7 +159,12 @@ def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     path = RunPaths(Path(run_dir)).metrics
     if not path.is_file():
         return pd.DataFrame(columns=METRIC_COLUMNS)
-    return pd.read_csv(path).rename(columns=_OLD_METRIC_NAMES)
+    try:
+        metrics = pd.read_csv(path).rename(columns=_OLD_METRIC_NAMES)
+        pd.to_numeric(metrics["epoch"])
+    except (ValueError, KeyError, TypeError, OSError) as err:  # pandas' parser errors are ValueErrors
+        raise _damaged(path, err) from None
+    return metrics
 
 
 def read_results(run_dir: str | os.PathLike) -> dict | None:
@@ -154,8 +172,19 @@ def read_results(run_dir: str | os.PathLike) -> dict | None:
     path = RunPaths(Path(run_dir)).results
     if not path.is_file():
         return None
-    results = json.loads(path.read_text(encoding="utf-8"))
-    return {_OLD_RESULT_NAMES.get(k, k): v for k, v in results.items()}
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        return {_OLD_RESULT_NAMES.get(k, k): v for k, v in results.items()}
+    except (ValueError, AttributeError, OSError) as err:  # bad JSON or UTF-8; not a mapping
+        raise _damaged(path, err) from None
+
+
+def _damaged(path: Path, err: Exception) -> LMError:
+    detail = err.strerror if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
+    return LMError(
+        f"{path} is damaged ({detail}): restore it, or start the run over with --restart (train) "
+        "or in another --run-dir"
+    )
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[Path]:
@@ -176,6 +205,9 @@ def load_model(
     paths = RunPaths(Path(run_dir))
     config, _ = read_config(run_dir)
     vocab = Vocab.load(paths.vocab)
+    # config.json's sizes are checked against the weights' shapes (read from the file's header)
+    # before anything is allocated: a doctored hid_dim must not build a huge model first.
+    check_weights_file(paths.model, len(vocab), config.model)
     model = LSTMLanguageModel(len(vocab), config.model)
     tensors, _ = load_tensors(paths.model)
     load_model_tensors(model, tensors, str(paths.model))

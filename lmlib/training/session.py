@@ -35,7 +35,8 @@ from lmlib.training.checkpoint import (
 from lmlib.training.device import resolve_device, resolve_precision
 from lmlib.training.distributed import Single
 from lmlib.training.optim import UpdateRule
-from lmlib.training.runs import RunPaths, read_config, truncate_metrics, write_config
+from lmlib.training.runs import RunPaths, read_config, read_metric_rows, truncate_metrics, write_config
+from lmlib.training.weights import check_weights_file, planned_weights
 
 
 @dataclass
@@ -80,10 +81,16 @@ def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, 
     resuming = dist.from_main(paths.last.is_file)
     if resuming or dist.from_main(paths.config.is_file):
         dist.from_main(check_resumable, paths, config)
+    if not resuming:
+        dist.from_main(check_startable, paths)
     torch.manual_seed(config.train.seed)
     rng = np.random.default_rng(config.train.seed)
     data = config.data
     prepared = prepared or prepare(load_corpus(data.corpus), data.protocol, data.min_freq)
+    # Sizes against the vocabulary, and a checkpoint's shapes against the config, before allocating.
+    planned_weights(len(prepared.vocab), config.model)
+    if resuming:
+        dist.from_main(lambda: check_weights_file(paths.last, len(prepared.vocab), config.model, prefix="model/"))
     device = dist.device(resolve_device(config.runtime.device))  # [distributed hook] cuda:LOCAL_RANK
     precision = resolve_precision(config.runtime.precision, device)
     model = LSTMLanguageModel(len(prepared.vocab), config.model).to(device)
@@ -109,8 +116,28 @@ def check_resumable(paths: RunPaths, config: RunConfig) -> None:
     if changed:
         raise LMError(
             f"{paths.root} already holds a run with a different config ({', '.join(changed)}): "
-            "choose another --run-dir, or delete that folder to start over"
+            "choose another --run-dir, or pass --restart to start over there"
         )
+
+
+def check_startable(paths: RunPaths) -> None:
+    """Without a checkpoint a run cannot resume: refuse where starting afresh would duplicate or overwrite records.
+
+    Only config.json and vocab.json (a run stopped before its first checkpoint) lose nothing:
+    training is seeded, so starting over gives exactly the run that was interrupted.
+    """
+    recorded = [p.name for p in (paths.metrics, paths.model, paths.results) if p.exists()]
+    if not recorded:
+        return
+    try:
+        epochs = len(read_metric_rows(paths))
+    except LMError:
+        epochs = 0
+    what = f"metrics for {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else " and ".join(recorded)
+    raise LMError(
+        f"{paths.root} has {what} but no checkpoint ({paths.last.name}): it cannot resume; "
+        "delete the folder or pass --restart to start over"
+    )
 
 
 def describe_run(prepared: Prepared, model: LSTMLanguageModel, device: torch.device, precision: str) -> dict:
@@ -147,13 +174,20 @@ def save_checkpoint(session: Session) -> None:
 
 def restore(session: Session) -> None:
     """Load last.safetensors into the session (the inverse of `save_checkpoint`)."""
-    tensors, header = session.dist.from_main(load_tensors, session.paths.last)  # [distributed hook] rank 0 reads
+    path, dist = session.paths.last, session.dist
+    tensors, header = dist.from_main(load_tensors, path)  # [distributed hook] rank 0 reads
     weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    load_model_tensors(session.model, weights, str(session.paths.last))
-    session.update.restore(tensors, header["optimization"])
-    restore_rng(session.rng, tensors, header["rng"])
-    session.state = session.dist.local_state(LoopState(**header["loop"]))  # [distributed hook] rank 0 holds the sums
-    session.dist.restore_rng(tensors, header, session.config.train.seed, session.state)  # [distributed hook]
+    load_model_tensors(session.model, weights, str(path))
+    try:
+        session.update.restore(tensors, header["optimization"])
+        restore_rng(session.rng, tensors, header["rng"])
+        session.state = dist.local_state(LoopState(**header["loop"]))  # [distributed hook] rank 0 holds the sums
+        dist.restore_rng(tensors, header, session.config.train.seed, session.state)  # [distributed hook]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a header lmlib did not write
+        raise LMError(
+            f"checkpoint {path} lacks what a resume needs ({type(err).__name__}: {err}): it was not written by "
+            "this version of lmlib; pass --restart to start the run over"
+        ) from None
     if session.state.stopped in ("completed", "time_budget"):
         session.state.stopped = ""  # more epochs or a larger budget continue a finished run
     layers = sorted({int(k.split("/")[1]) for k in tensors if k.startswith("hidden/")})
