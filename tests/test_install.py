@@ -137,7 +137,7 @@ def test_the_smoke_report_runs_from_an_empty_folder(installed, tmp_path):
 
 
 def test_installed_notebooks_run_in_the_users_folder(installed, tmp_path):
-    """Relative paths in an installed package's notebooks (data/hpd, a corpus file) are the user's, not site-packages'."""
+    """Relative paths in an installed package's notebooks (data/hpd, a corpus file) are the user's folder's."""
     code = """
 import nbformat, pathlib
 from lmlib.report.pipeline import Step, execute
