@@ -72,15 +72,22 @@ def _clean_env(**extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A venv holding only the wheel; returns its python."""
-    tmp = tmp_path_factory.mktemp("install")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip install git+<url>` would build, from a copy of the project's files (then deleted)."""
+    tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=IGNORE, symlinks=True)
-    wheels = tmp / "wheels"
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)]
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp)]
     subprocess.run([*build, str(source)], check=True, env=_clean_env(), timeout=300)
-    (wheel,) = wheels.glob("lmlib-*.whl")
+    shutil.rmtree(source)  # the checkout copy is gone: only the wheel is left
+    (built,) = tmp.glob("lmlib-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, wheel) -> Path:
+    """A venv holding only the wheel; returns its python."""
+    tmp = tmp_path_factory.mktemp("install")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -92,7 +99,6 @@ def installed(tmp_path_factory) -> Path:
     ).stdout.strip()  # fmt: skip
     (Path(purelib) / "zz_test_dependencies.pth").write_text(f"{_deps_folder(tmp / 'dependencies')}\n")
     _link_jupyter_data(venv)
-    shutil.rmtree(source)  # the checkout copy is gone: only the installed wheel is left
     return python
 
 
@@ -149,3 +155,18 @@ execute(Step("a.ipynb", "a.ipynb", {}, "a"), folder, folder, folder)
 """
     run_in(tmp_path, installed, "-c", code)
     assert (tmp_path / "written-here.txt").read_text() == "ok"
+
+
+def resolved(requirement: str, tmp_path: Path) -> set[str]:
+    """The distributions a fresh install of `requirement` would bring (pip's own resolution, nothing installed)."""
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q", "--report", str(report)]
+    subprocess.run([*command, requirement], check=True, env=_clean_env(), capture_output=True, timeout=300)
+    return {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+
+
+def test_the_base_install_never_pulls_ipywidgets(wheel, tmp_path):
+    """Only the notebooks extra wants ipywidgets (>= 7.7.1, so Colab's own 7.7.1 is kept)."""
+    base = resolved(str(wheel), tmp_path)
+    assert {"lmlib", "torch", "pandas"} <= base and "ipywidgets" not in base
+    assert "ipywidgets" in resolved(f"lmlib[notebooks] @ {wheel.as_uri()}", tmp_path)

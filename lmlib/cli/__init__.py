@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmlib.cli import generation, prepare, report, serve, train
+from lmlib.cli import generation, import_original, prepare, report, serve, train
 from lmlib.errors import LMError
 
-COMMANDS = (prepare, train, generation, serve, report)  # each adds its subcommands: add(commands)
+COMMANDS = (prepare, train, generation, serve, report, import_original)  # each adds its subcommands: add(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
