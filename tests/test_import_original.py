@@ -210,3 +210,18 @@ def test_the_cli_says_what_is_wrong_in_one_line_and_never_overwrites_a_run(tmp_p
     assert err.startswith("error: ") and "already holds a run" in err and err.count("\n") == 1
     missing = [*args[:2], str(tmp_path / "nope.pt"), *args[3:-1], str(tmp_path / "other")]
     assert main(missing) == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_notebook_03_compares_trained_runs_and_leaves_imported_ones_out(tmp_path, tiny_run):
+    """An imported model has no training history: listing runs for the comparison skips it; named, it shows NaN."""
+    import shutil
+
+    from lmlib.report.compare import comparison_table, load_records
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_run, runs / "smoke")
+    words = list(json.loads((tiny_run / "vocab.json").read_text())["itos"])
+    imported(study_files(tmp_path / "study", words), runs / "original-hp")
+    assert [r.name for r in load_records(runs)] == ["smoke"]
+    table = comparison_table(load_records(runs, ["smoke", "original-hp"]))
+    assert table.loc["original-hp", "valid ppl"] != table.loc["original-hp", "valid ppl"]  # NaN: not measured
