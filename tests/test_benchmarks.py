@@ -8,6 +8,7 @@ belong to the benchmarks themselves, not to tests.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -117,11 +118,45 @@ def test_memory_script(tmp_path):
         assert 0 < row["peak_training_mib"] <= row["peak_process_mib"] + 1
 
 
-def test_gpu_script_runs_on_cpu(tmp_path):
-    run_script(["bash", "benchmarks/gpu.sh", "--size", "16x16x2", "--epochs", "1", *TINY], tmp_path)
-    payload = load(tmp_path, "gpu_compare")
-    assert [row["variant"] for row in payload["rows"]] == ["reference", "lmlib fp32", "lmlib auto"]
-    assert all(row["s_per_epoch"] > 0 and "peak_gpu_mib" in row for row in payload["rows"])
+GPU_TINY = ["--size", "16x16x2", "--steps", "10", "--window", "5", "--warmup-steps", "1", *TINY]
+
+
+def test_gpu_script_checks_itself_on_cpu(tmp_path):
+    """benchmarks/gpu.sh end to end, tiny: without a GPU (a) runs and passes, (b) is timed, no target applies."""
+    done = run_script(["bash", "benchmarks/gpu.sh", *GPU_TINY], tmp_path)
+    payload = load(tmp_path, "gpu_cpu")
+    assert not (tmp_path / "gpu.json").exists()  # a CPU run never passes for the GPU result
+    check = payload["agreement"]
+    assert check["passed"] and check["precision"] == resolve_precision("auto", torch.device("cpu"))
+    assert len(payload["losses"]["fp32"]) == 10 and check["relative_difference"] <= check["tolerance"]
+    assert [row["variant"] for row in payload["rows"]] == ["reference", "lmlib identical", "lmlib auto"]
+    assert all(row["s_per_epoch"] > 0 and row["peak_gpu_mib"] is None for row in payload["rows"])
+    verdicts = {name: target["passed"] for name, target in payload["targets"].items()}
+    assert verdicts == {"lmlib identical": None, "lmlib auto": None}
+    assert payload["passed"] is True and "all checks passed" in done.stdout and "not applicable" in done.stdout
+
+
+def test_gpu_script_fails_when_the_precisions_part(tmp_path):
+    """bf16 rounds (on a CPU too): with no tolerance the agreement check must fail, and the exit status says so."""
+    command = ["bash", "benchmarks/gpu.sh", *GPU_TINY, "--precision", "bf16", "--tolerance", "0", "--skip-timing"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    done = subprocess.run(command + ["--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    payload = load(tmp_path, "gpu_cpu")
+    assert payload["agreement"]["passed"] is False and payload["agreement"]["relative_difference"] > 0
+    assert "A CHECK FAILED" in done.stdout
+
+
+def test_the_agreement_check_catches_what_breaks_mixed_precision():
+    from gpu_check import agreement
+
+    fp32 = [6.0 - 0.01 * i for i in range(100)]
+    assert agreement(fp32, [v * 1.005 for v in fp32], 20, 0.02)["passed"]  # rounding: 0.5% apart
+    assert not agreement(fp32, [v * 1.05 for v in fp32], 20, 0.02)["passed"]  # drifted: 5% apart
+    assert not agreement(fp32, fp32[:-1] + [math.inf], 20, 0.02)["passed"]  # an overflow
+    assert not agreement(fp32, fp32[:50] + [float("nan")] * 50, 20, 0.02)["passed"]
+    assert not agreement(fp32, [6.0] * 100, 20, 1.0)["passed"]  # stalled: did not learn
 
 
 def test_reference_and_lmlib_compute_the_same_function():
@@ -151,7 +186,7 @@ def test_flop_count_of_the_original_step():
     assert all_in_tail == 3 * (lstm + 2 * 8 * 51 + 2 * (8 * 2 + 2 * 50))
 
 
-@pytest.mark.parametrize("script", ["throughput", "generation", "time_to_quality", "memory", "gpu_compare"])
+@pytest.mark.parametrize("script", ["throughput", "generation", "time_to_quality", "memory", "gpu_check"])
 def test_every_benchmark_documents_its_command(script):
     text = (BENCH / f"{script}.py").read_text()
     assert text.startswith('"""') and ("python benchmarks/" in text or "bash benchmarks/" in text)

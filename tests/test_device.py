@@ -100,3 +100,148 @@ def test_auto_on_a_gpu_never_picks_emulated_bf16(monkeypatch, native_bf16, expec
     assert resolve_precision("auto", torch.device("cuda")) == expected
     assert resolve_precision("mixed", torch.device("cuda")) == expected
     assert asked == {"including_emulation": False}
+
+
+# --- one device rule: generation, evaluation, the panel and the web app follow training's `auto` ---
+
+
+@pytest.fixture
+def asked_devices(monkeypatch) -> list[str]:
+    """Every device name a run is loaded on (lmlib.training.runs.load_model), answered with the CPU."""
+    from lmlib.training import runs
+
+    asked = []
+    monkeypatch.setattr(runs, "resolve_device", lambda name: asked.append(str(name)) or CPU)
+    return asked
+
+
+def test_auto_takes_the_gpu_when_there_is_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_module.resolve_device("auto") == torch.device("cuda")
+    assert device_module.resolve_device("cpu") == CPU  # overridable
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(LMError, match="no CUDA GPU is available"):
+        device_module.resolve_device("cuda")
+
+
+def test_generate_follows_auto_and_takes_device(tiny_run, asked_devices, capsys):
+    from lmlib.cli import main
+
+    assert main(["generate", "--run-dir", str(tiny_run), "--max-new-tokens", "3", "--seed", "1"]) == 0
+    assert main(["generate", "--run-dir", str(tiny_run), "--max-new-tokens", "3", "--device", "cpu"]) == 0
+    assert asked_devices == ["auto", "cpu"]
+
+
+def test_generate_on_a_missing_gpu_is_one_clear_line(tiny_run, capsys):
+    from lmlib.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["generate", "--run-dir", str(tiny_run), "--device", "cuda"]) == 2
+    assert "no CUDA GPU is available: use --device auto or cpu" in capsys.readouterr().err
+
+
+def test_evaluate_follows_auto_and_takes_device(tiny_run, asked_devices, capsys):
+    from lmlib.cli import main
+
+    assert main(["evaluate", "--run-dir", str(tiny_run), "--json"]) == 0
+    assert main(["evaluate", "--run-dir", str(tiny_run), "--device", "cpu", "--json"]) == 0
+    assert asked_devices == ["auto", "cpu"]
+
+
+def test_the_web_app_and_the_notebooks_load_runs_with_auto(tiny_run, asked_devices, monkeypatch):
+    pytest.importorskip("flask")
+    pytest.importorskip("waitress")
+    from lm_fixtures import free_port
+
+    from lmlib.apps import web, web_serve
+    from lmlib.report import notebook
+
+    monkeypatch.setattr(web_serve, "run", lambda app, sock, limits, production: None)  # load the model, serve nothing
+    web.serve(tiny_run, port=free_port())
+    notebook.samples(tiny_run, "it is", temperatures=(1.0,), max_new_tokens=2)
+    assert asked_devices == ["auto", "auto"]
+
+
+# --- the CUDA branches, covered on the CPU as far as they go ---
+
+
+def test_the_grad_scaler_is_for_fp16_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA GradScaler disables itself without one
+    cuda = torch.device("cuda")
+    assert device_module.grad_scaler(cuda, "fp16").is_enabled()
+    assert not device_module.grad_scaler(cuda, "bf16").is_enabled()  # bf16 has fp32's range
+    assert not device_module.grad_scaler(cuda, "fp32").is_enabled()
+    assert device_module.grad_scaler(CPU, "fp16").is_enabled()
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # the context is built, not entered
+@pytest.mark.parametrize("precision, dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
+def test_autocast_on_cuda_casts_to_the_chosen_precision(precision, dtype):
+    context = device_module.autocast(torch.device("cuda"), precision)
+    assert isinstance(context, torch.autocast) and context.device == "cuda" and context.fast_dtype == dtype
+
+
+def test_autocast_is_nothing_in_fp32():
+    assert not isinstance(device_module.autocast(torch.device("cuda"), "fp32"), torch.autocast)
+
+
+@pytest.fixture
+def fp16_on_the_cpu(monkeypatch):
+    """The fp16 path of the loop (enabled GradScaler: scale, unscale before clipping, step, update) on a CPU,
+    which has no fp16 LSTM kernel: the run resolves to fp16 and its forward passes run in fp32."""
+    from lmlib.training import optim, session
+
+    monkeypatch.setattr(session, "resolve_precision", lambda requested, device: "fp16")
+    monkeypatch.setattr(optim, "autocast", lambda device, precision: device_module.autocast(device, "fp32"))
+    return optim
+
+
+def test_the_scaler_skips_a_step_whose_gradients_overflowed(fp16_on_the_cpu):
+    """fp16's failure mode (Micikevicius et al. 2018): an inf gradient skips the update and halves the scale."""
+    config = get_preset("smoke", **TINY)
+    model = LSTMLanguageModel(50, config.model)
+    rule = UpdateRule(config.train, model, CPU, "fp16")
+    x, y = torch.randint(0, 50, (2, 5)), torch.randint(0, 50, (2, 5))
+    rule.step(x, y, model.init_hidden(2))
+    assert rule.scaler.get_scale() == 65536.0
+    before = [p.detach().clone() for p in model.parameters()]
+    hook = model.embedding.weight.register_hook(lambda grad: grad * float("inf"))
+    rule.step(x, y, model.init_hidden(2))
+    hook.remove()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert rule.scaler.get_scale() == 32768.0
+
+
+def test_fp16_training_with_a_scaler_matches_fp32_and_evaluates_in_fp32(tmp_path, fp16_on_the_cpu, monkeypatch):
+    """Scaling by 2^16 and unscaling is exact in fp32, so the scaler path changes no number; validation and
+    test never autocast, whatever the run trains in."""
+    from lmlib.training import evaluate
+
+    evaluated_in = []
+    real_autocast = evaluate.autocast
+    monkeypatch.setattr(evaluate, "autocast", lambda d, p: evaluated_in.append(p) or real_autocast(d, p))
+    config = get_preset("smoke", **TINY)
+    scaled = train(config, tmp_path / "fp16", progress=False)
+    assert scaled["resolved_precision"] == "fp16" and set(evaluated_in) == {"fp32"}
+    monkeypatch.undo()
+    plain = train(config.replace(precision="fp32"), tmp_path / "fp32", progress=False)
+    assert scaled["valid_ppl"] == plain["valid_ppl"] and scaled["test_ppl"] == plain["test_ppl"]
+
+
+def test_the_checkpoint_carries_the_scaler_state_and_resume_restores_it(tmp_path, fp16_on_the_cpu, monkeypatch):
+    from lmlib.training.checkpoint import load_tensors
+    from lmlib.training.runs import RunPaths
+    from lmlib.training.session import open_session
+
+    monkeypatch.setattr(
+        fp16_on_the_cpu, "grad_scaler", lambda device, p: torch.amp.GradScaler("cpu", init_scale=1024.0)
+    )
+    config = get_preset("smoke", **TINY)
+    run = tmp_path / "fp16"
+    train(config, run, progress=False)
+    _, header = load_tensors(run / "last.safetensors")
+    assert header["optimization"]["scaler"]["scale"] == 1024.0
+    monkeypatch.setattr(fp16_on_the_cpu, "grad_scaler", device_module.grad_scaler)  # a new session starts at 2^16
+    resumed = open_session(config.replace(epochs=3), RunPaths(run), None)
+    assert resumed.precision == "fp16" and resumed.update.scaler.get_scale() == 1024.0

@@ -9,6 +9,7 @@ with the outputs stored in git. The notebooks run as copies with smoke parameter
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_notebook_follows_the_house_layout(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert sum(c.source.startswith("# ") for c in nb.cells if c.cell_type == "markdown") == 1  # one H1
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert 'LMLIB_REPO = "https://github.com/' in code[0].source  # the Colab install cell comes first
+    assert 'LMLIB_REPO = "https://github.com/' in code[0].source  # the Colab set-up cell comes first
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     for statement in ast.parse(params[0].source).body:  # literals only
@@ -66,12 +67,71 @@ def test_notebook_follows_the_house_layout(path):
     assert "setup()" in "".join(c.source for c in code[:2])  # work from the project root
 
 
-def test_every_notebook_installs_from_the_same_placeholder_url():
-    urls = {
-        next(line for line in nbformat.read(p, 4).cells[1].source.splitlines() if line.startswith("LMLIB_REPO"))
-        for p in NOTEBOOKS
-    }
-    assert len(urls) == 1
+def first_cell(path: Path) -> str:
+    return next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
+
+
+def test_every_notebook_starts_with_the_same_set_up_cell():
+    """One text for the Colab set-up in every notebook (a new notebook copies it); one placeholder URL."""
+    cells = {path.name: first_cell(path) for path in NOTEBOOKS}
+    assert len(set(cells.values())) == 1, "the first code cells differ: copy 01's into " + ", ".join(cells)
+    cell = cells[NOTEBOOKS[0].name]
+    assert 'LMLIB_REPO = "https://github.com/' in cell and "colab_setup(KEEP_RUNS_ON_DRIVE)" in cell
+    assert "google.colab" not in cell  # everything Colab-only is in lmlib.apps.colab, behind its guard
+
+
+def run_first_cell(monkeypatch) -> list[str]:
+    """Execute the set-up cell as if lmlib were missing; return the pip install it runs (not run here)."""
+    real_find_spec, real_run, installs = importlib.util.find_spec, subprocess.run, []
+
+    def find_spec(name, *args):
+        return None if name == "lmlib" and not installs else real_find_spec(name, *args)
+
+    def run(command, *args, **kwargs):
+        if "install" in command:
+            installs.append(command)
+            return subprocess.CompletedProcess(command, 0)
+        return real_run(command, *args, **kwargs)  # pip freeze runs for real
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(subprocess, "run", run)
+    exec(compile(first_cell(NOTEBOOKS[0]), "first cell", "exec"), {})
+    (install,) = installs
+    return install
+
+
+def test_the_set_up_cell_pins_every_installed_package(monkeypatch):
+    """Colab's torch and ipywidgets (any package already there) are constraints of the install: never replaced."""
+    from importlib.metadata import version
+
+    install = run_first_cell(monkeypatch)
+    assert install[-1] == "lmlib[notebooks,sweep] @ git+https://github.com/OWNER/lmlib"
+    pins = Path(install[install.index("-c") + 1]).read_text().splitlines()
+    for name in ("torch", "ipywidgets", "numpy", "ipykernel"):
+        assert f"{name}=={version(name)}" in pins
+
+
+def test_pip_refuses_an_install_that_would_replace_a_pinned_package(monkeypatch, tmp_path):
+    """The constraints bite: a project wanting another ipywidgets cannot be installed by the cell's command,
+    though pip would happily install it without them (so this test can fail)."""
+    from importlib.metadata import version
+
+    install = run_first_cell(monkeypatch)
+    monkeypatch.undo()  # pip runs for real from here on
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    other = f"ipywidgets!={version('ipywidgets')}"  # any release but the one installed (7.7.1 on Colab)
+    (fake / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "lmlib"\nversion = "0"\n[project.optional-dependencies]\nnotebooks = ["{other}"]\n'
+        "[tool.setuptools]\npackages = []\n"
+    )
+    command = [*install[:-1], "--dry-run", "--no-build-isolation", f"lmlib[notebooks] @ {fake.as_uri()}"]
+    pinned = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert pinned.returncode != 0 and "ResolutionImpossible" in pinned.stderr, pinned.stdout + pinned.stderr
+    free = [arg for i, arg in enumerate(command) if arg not in ("-c", "-q") and command[i - 1] != "-c"]
+    unpinned = subprocess.run(free, capture_output=True, text=True, timeout=300)
+    assert unpinned.returncode == 0 and "ipywidgets-" in unpinned.stdout, unpinned.stdout + unpinned.stderr
 
 
 @pytest.mark.parametrize("path", MINE, ids=lambda p: p.name)

@@ -6,6 +6,7 @@ import html
 import re
 
 import pytest
+import torch
 
 from lmlib.apps.panel import GenerationPanel, distribution_html, panel_for_runs, surprise_colour, tokens_html
 from lmlib.errors import LMError
@@ -24,7 +25,39 @@ def test_constructing_displays_nothing(generator, monkeypatch):
     monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append(a))
     panel = make_panel(generator)
     assert shown == [] and panel.output.value == "" and panel.tokens == []
-    assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
+    assert VIEW in panel._repr_mimebundle_()
+
+
+VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_view(widget) -> dict:
+    """The widget-view reference `widget` itself displays with: ipywidgets 8 returns it from
+    `_repr_mimebundle_`, ipywidgets 7 (Colab's 7.7.1) sends it from `_ipython_display_`."""
+    if hasattr(widget, "_repr_mimebundle_"):
+        return widget._repr_mimebundle_()[VIEW]
+    import ipywidgets.widgets.widget as module
+
+    shown, original = [], module.display
+    module.display = lambda data, **kw: shown.append(data)
+    try:
+        widget._ipython_display_()
+    finally:
+        module.display = original
+    return shown[0][VIEW]
+
+
+def test_the_panel_displays_in_ipython_with_ipywidgets_7_and_8(generator):
+    """IPython's display machinery shows the panel as its widget (this failed under ipywidgets 7.7.1)."""
+    import ipywidgets
+    from IPython.core.interactiveshell import InteractiveShell
+
+    panel = make_panel(generator)
+    data, _ = InteractiveShell.instance().display_formatter.format(panel)
+    assert data[VIEW] == widget_view(panel.widget) == {
+        "version_major": 2, "version_minor": 0, "model_id": panel.widget.model_id
+    }, ipywidgets.__version__  # fmt: skip
+    assert data["text/plain"].startswith("GenerationPanel(runs=['model'])")
 
 
 def test_generate_button_uses_the_sliders(generator):
@@ -142,6 +175,17 @@ def test_pure_helpers():
     assert surprise_colour(32) == surprise_colour(16) == "rgba(220, 40, 20, 0.650)"
     assert tokens_html("<b>", ["&", "x"]) == '<div class="lm-output"><b>&lt;b&gt;</b> &amp; x</div>'
     assert distribution_html([]).endswith("</b></div>")
+
+
+def test_panel_for_runs_follows_the_device_rule(tiny_run, monkeypatch):
+    """`auto` unless told otherwise, as training: the GPU when there is one (stubbed here)."""
+    from lmlib.training import runs
+
+    asked = []
+    monkeypatch.setattr(runs, "resolve_device", lambda name: asked.append(name) or torch.device("cpu"))
+    panel_for_runs([tiny_run], background=False)
+    panel_for_runs([tiny_run], device="cpu", background=False)
+    assert asked == ["auto", "cpu"]
 
 
 def test_panel_for_runs_loads_the_model_once(tiny_run):

@@ -120,10 +120,21 @@ class GenerationPanel:
         )
 
     def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        # what a stored notebook shows without a kernel: one line, not the widget tree
-        bundle["text/plain"] = f"GenerationPanel(runs={list(self.run.options)}): run the notebook to use it"
-        return bundle
+        """Display as the panel's widget, with ipywidgets 7 (Colab) and 8 alike.
+
+        ipywidgets 8 widgets display through `_repr_mimebundle_`, ipywidgets 7 ones through
+        `_ipython_display_` (and have no `_repr_mimebundle_`): both send this same bundle, a
+        reference to the widget's model (widget-view version 2.0 in both), so it is built here.
+        """
+        return {
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.widget.model_id,
+            },
+            # what a stored notebook shows without a kernel: one line, not the widget tree
+            "text/plain": f"GenerationPanel(runs={list(self.run.options)}): run the notebook to use it",
+        }
 
     def show_distribution(self, k: int = 10) -> None:
         """Chart the model's top `k` next words for the current prompt."""
@@ -238,8 +249,11 @@ def runs_or_smoke(runs_root: str | Path = "runs", run_name: str = "") -> list[Pa
     return [folder]
 
 
-def panel_for_runs(run_dirs: Sequence[str | Path], **options) -> GenerationPanel:
-    """A panel over trained runs, named by folder; each run's model is loaded on first use."""
+def panel_for_runs(run_dirs: Sequence[str | Path], device: str = "auto", **options) -> GenerationPanel:
+    """A panel over trained runs, named by folder; each run's model is loaded on first use.
+
+    `device` follows training's rule: `auto` is the GPU when there is one (a Colab T4), else the CPU.
+    """
     from lmlib.generate import Generator, readable
 
     paths = {Path(d).name: Path(d) for d in run_dirs}
@@ -249,7 +263,7 @@ def panel_for_runs(run_dirs: Sequence[str | Path], **options) -> GenerationPanel
     def generator(run: str):
         with lock:  # two threads asking at once load the model once
             if run not in loaded:
-                loaded[run] = Generator.from_run(paths[run])
+                loaded[run] = Generator.from_run(paths[run], device)
             return loaded[run]
 
     def stream(run, prompt, **keywords):

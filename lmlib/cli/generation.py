@@ -22,6 +22,7 @@ def add(commands) -> None:
     parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest words (0 = off)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
     parser.add_argument("--seed", type=int, default=None, help="for a repeatable sample")
+    options.add_device(parser)
     parser.add_argument("--json", action="store_true", help='print {"text": ..., "tokens": [...]}')
     parser.set_defaults(handler=run)
 
@@ -36,7 +37,7 @@ def run(args) -> int:
     torch.set_num_threads(1)
     check_int("--seed", args.seed, minimum=0, maximum=2**63 - 1, optional=True)  # as training's seed
 
-    result = Generator.from_run(args.run_dir).generate(
+    result = Generator.from_run(args.run_dir, args.device).generate(
         args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed
     )
     # The words come from vocab.json, which anyone may have edited: on a terminal, no control sequences.

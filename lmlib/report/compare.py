@@ -44,8 +44,8 @@ def load_records(runs_root: str | os.PathLike, names: list[str] | None = None) -
         missing = [d.name for d in dirs if not (d / "results.json").is_file()]
         if missing:
             raise LMError(f"no finished run named {', '.join(missing)} under {root}: train it first (notebook 02)")
-    else:
-        dirs = list_runs(root)
+    else:  # a model imported with `import-original` was not trained here: nothing to compare by default
+        dirs = [d for d in list_runs(root) if not (read_results(d) or {}).get("imported")]
     return [RunRecord(d.name, read_config(d)[0], read_metrics(d), read_results(d)) for d in dirs]
 
 
@@ -87,15 +87,20 @@ def table_row(record: RunRecord) -> dict:
         "optimizer": f"{train.optimizer} {train.lr:g}",
         "batch×bptt": f"{train.batch_size}×{train.bptt}",
         "parameters": int(results["parameters"]),
-        "epochs": round(float(results["epochs_run"]), 2),  # fractional when the budget cut an epoch
-        "best epoch": int(results["best_epoch"]),
+        "epochs": round(_number(results["epochs_run"]), 2),  # fractional when the budget cut an epoch
+        "best epoch": None if results["best_epoch"] is None else int(results["best_epoch"]),
         "train ppl": round(train_ppl, 1),
-        "valid ppl": round(float(results["valid_ppl"]), 1),
-        "test ppl": round(float(results["test_ppl"]), 1),
-        "gap": round(float(results["valid_ppl"]) - train_ppl, 1),
-        "minutes": round(float(results["wall_seconds"]) / 60, 1),
+        "valid ppl": round(_number(results["valid_ppl"]), 1),
+        "test ppl": round(_number(results["test_ppl"]), 1),
+        "gap": round(_number(results["valid_ppl"]) - train_ppl, 1),
+        "minutes": round(_number(results["wall_seconds"]) / 60, 1),
         "tokens/s": int(round(float(results["train_tokens_per_s"] or 0))),
     }
+
+
+def _number(value) -> float:
+    """A result as a float; NaN where a run has none (an imported model was not trained or measured here)."""
+    return math.nan if value is None else float(value)
 
 
 def comparison_table(records: list[RunRecord]) -> pd.DataFrame:

@@ -45,19 +45,21 @@ def setup() -> Path:
 
 
 def device_report(name: str = "auto") -> str:
-    """Which device `name` resolves to here, in words (GPU model and memory when there is one)."""
+    """Which device `name` resolves to here, in words: the GPU's name and memory, and the precision `auto` trains in."""
     import torch
 
-    from lmlib.training.device import resolve_device
+    from lmlib.training.device import resolve_device, resolve_precision
 
     device = resolve_device(name)
+    versions = f"torch {torch.__version__}"
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return f"cuda: {props.name}, {props.total_memory / 2**30:.1f} GiB (torch {torch.__version__})"
+        precision = resolve_precision("auto", device)  # fp16 + grad scaler on a T4, bf16 on Ampere and later
+        return f"cuda: {props.name}, {props.total_memory / 2**30:.1f} GiB, precision auto = {precision} ({versions})"
     if device.type == "mps":
-        return f"mps: Apple GPU (torch {torch.__version__})"
+        return f"mps: Apple GPU, precision auto = fp32 ({versions})"
     hint = " On Colab choose Runtime → Change runtime type → T4 GPU." if "COLAB_RELEASE_TAG" in os.environ else ""
-    return f"cpu: {torch.get_num_threads()} threads, no GPU found (torch {torch.__version__}).{hint}"
+    return f"cpu: {torch.get_num_threads()} threads, no GPU found, precision auto = fp32 ({versions}).{hint}"
 
 
 RESULTS_MIME = "application/vnd.lmlib.results+json"

@@ -141,7 +141,7 @@ def execute(step: Step, notebooks_dir: Path, out_dir: Path, target: Path) -> flo
             str(source),
             str(output),
             parameters=step.parameters,
-            cwd=str(notebooks_dir),
+            cwd=str(kernel_dir(notebooks_dir)),
             progress_bar=False,
             log_output=False,
         )
@@ -158,6 +158,13 @@ def execute(step: Step, notebooks_dir: Path, out_dir: Path, target: Path) -> flo
             f"{type(err).__name__}: {err}. The previous report {target} was left unchanged."
         ) from None
     return time.perf_counter() - started
+
+
+def kernel_dir(notebooks_dir: Path) -> Path:
+    """Where the notebooks run: in a checkout, its notebooks/ (their setup() moves to the root); in an
+    installed package, the folder the report was started from, not site-packages, so that relative
+    paths (data/hpd, a corpus file, runs/) are the user's, as in the CLI."""
+    return Path(notebooks_dir) if paths.checkout_root() is not None else Path.cwd()
 
 
 def failed_cell(executed: Path) -> str:

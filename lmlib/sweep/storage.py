@@ -53,7 +53,7 @@ def open_storage(url: str, heartbeat: int = 60, grace: int | None = None):
                 url, heartbeat_interval=heartbeat, grace_period=grace, **{callback: retry}
             )
         except ImportError as err:
-            raise LMError(f"{url.split(':')[0]} needs its driver: pip install 'lmlib[sweep]' ({err})") from None
+            raise LMError(f"{url.split(':')[0]} needs its driver: pip install 'lmlib[postgres]' ({err})") from None
         except Exception as err:  # sqlalchemy's errors: a server that does not answer, a wrong password
             raise LMError(f"cannot open the study storage {_hide_password(url)}: {type(err).__name__}: {err}") from None
     raise LMError(
