@@ -66,12 +66,20 @@ def test_a_bad_profile_is_a_clear_error(tmp_path):
         load_profile(path)
 
 
-def test_plan_runs_02_once_per_run_and_04_only_when_present(tmp_path, fake_notebooks):
+def test_plan_runs_02_once_per_arm_and_seed_and_04_only_when_present(tmp_path, fake_notebooks):
     profile = load_profile("smoke")
     steps = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)
     names = [s.notebook for s in steps]
-    assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * len(profile.runs) + ["03_compare_runs.ipynb"]
-    assert [s.parameters["run_name"] for s in steps[1:-1]] == [r.name for r in profile.runs]
+    runs = len(profile.runs) * len(profile.seeds)
+    assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * runs + ["03_compare_runs.ipynb"]
+    assert [s.parameters["run_name"] for s in steps[1:-1]] == ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2"]
+    assert [s.parameters["overrides"]["seed"] for s in steps[1:-1]] == [1, 2, 1, 2]
+    assert steps[3].parameters["overrides"] == {"tie_weights": True, "seed": 1}
+    assert all(s.parallel for s in steps[1:-1]) and not steps[0].parallel and not steps[-1].parallel
+    assert steps[-1].parameters["arms"] == {
+        "smoke": ["smoke-s1", "smoke-s2"],
+        "smoke-tied": ["smoke-tied-s1", "smoke-tied-s2"],
+    }
     write_notebook(fake_notebooks / "04_generation_panel.ipynb", "print(runs_root)")
     last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
     assert last.notebook == "04_generation_panel.ipynb" and last.parameters == {"runs_root": str(tmp_path / "runs")}

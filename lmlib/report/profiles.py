@@ -6,6 +6,15 @@ modifies under `vs` and states only what it changes: it then starts from that ru
 and overrides, so `{name: awd-256-tied, vs: awd-256, overrides: {tie_weights: true}}` reads
 as the one change it is. Every run's config is built and validated on load, and a run that
 does not differ from its `vs` is an error, so a typo fails before anything trains.
+
+A run of the profile is an *arm*: it trains once per seed (`seeds: [1, 2]` for the whole
+profile, or per arm), each seed in its own run directory `<arm>-s<seed>`, so the comparison
+can show the seed-to-seed spread next to each effect. The seed is never "a change" (REPLICATE).
+`parallel: 2` trains two run directories at once (lmlib.report.pipeline).
+
+`load_profile(name, corpus="hpd")` makes the same comparison on another corpus without a
+YAML file: the profile is then named `<name>-<corpus>` (its report and runs go to their
+own folders) and its title names that corpus (`{corpus}` in the YAML title).
 """
 
 from __future__ import annotations
@@ -18,12 +27,15 @@ from pathlib import Path
 import yaml
 
 from lmlib import paths
+from lmlib.checks import check_int, not_int
 from lmlib.config import REPLICATE, RunConfig, differences
 from lmlib.errors import LMError
 from lmlib.presets import config_for_run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_RUN_KEYS = {"name", "preset", "overrides", "question", "vs"}
+_RUN_KEYS = {"name", "preset", "overrides", "question", "vs", "seeds"}
+# How a title names the corpus ({corpus} in params/*.yaml titles); a path is named by its folder or file.
+CORPUS_TITLES = {"austen": "Jane Austen's novels", "hpd": "the Harry Potter books"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,19 @@ class RunSpec:
     vs: str = ""  # the run this one modifies (the analysis measures the change against it)
     change: dict = field(default_factory=dict)  # what this run's YAML entry itself sets
     inherits: bool = False  # True: no preset of its own, it starts from its `vs`
+    seeds: tuple[int, ...] | None = None  # its own seeds; None: the profile's
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One training run of an arm: the arm and the seed, in the run directory `name`."""
+
+    arm: RunSpec
+    seed: int | None  # None: the preset's own seed (a profile without `seeds`)
+
+    @property
+    def name(self) -> str:
+        return self.arm.name if self.seed is None else f"{self.arm.name}-s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -54,39 +79,124 @@ class Profile:
     runs: tuple[RunSpec, ...]
     baseline: str = ""
     overrides: dict = field(default_factory=dict)  # applied to every run (a run's own win)
+    seeds: tuple[int, ...] | None = None  # every arm trains once per seed; None: once, with the preset's seed
+    parallel: int = 1  # training notebooks executed at once
+    corpus_title: str = ""  # how the text names the corpus ("Jane Austen's novels")
 
     def data(self) -> dict:
         """The profile's DataConfig fields that are set."""
         values = {"corpus": self.corpus, "protocol": self.protocol, "min_freq": self.min_freq}
         return {k: v for k, v in values.items() if v is not None}
 
-    def run_config(self, run: RunSpec, data: dict | None = None) -> RunConfig:
-        """The config `run` trains with: preset, the profile's overrides, the run's, budget, device, data."""
-        return config_for_run(preset=run.preset, overrides={**self.overrides, **run.overrides},
-                              max_minutes=self.max_minutes, device=self.device, data=data or self.data())  # fmt: skip
+    def run_config(self, run: RunSpec, data: dict | None = None, seed: int | None = None) -> RunConfig:
+        """The config `run` trains with: preset, the profile's overrides, the run's, seed, budget, device, data."""
+        overrides = {**self.overrides, **run.overrides, **({"seed": seed} if seed is not None else {})}
+        return config_for_run(preset=run.preset, overrides=overrides, max_minutes=self.max_minutes,
+                              device=self.device, data=data or self.data())  # fmt: skip
+
+    def replicates(self) -> tuple[Replicate, ...]:
+        """Every training run: each arm once per seed, the seeds of an arm side by side."""
+        return tuple(Replicate(run, seed) for run in self.runs for seed in (run.seeds or self.seeds or (None,)))
+
+    def arms(self) -> dict[str, list[str]]:
+        """arm name -> its run directories (one per seed), in the profile's order."""
+        arms: dict[str, list[str]] = {}
+        for rep in self.replicates():
+            arms.setdefault(rep.arm.name, []).append(rep.name)
+        return arms
 
     def vs(self) -> dict[str, str]:
         """run name -> the run it modifies."""
         return {r.name: r.vs for r in self.runs if r.vs}
 
 
-def load_profile(name_or_path: str | os.PathLike, params_dir: Path | None = None) -> Profile:
-    """Read and check params/<name>.yaml (or a YAML path)."""
+def load_profile(
+    name_or_path: str | os.PathLike,
+    params_dir: Path | None = None,
+    *,
+    corpus: str | None = None,
+    protocol: str | None = None,
+    min_freq: int | None = None,
+) -> Profile:
+    """Read and check params/<name>.yaml (or a YAML path); `corpus`, `protocol`, `min_freq` replace its data.
+
+    With another corpus (or protocol, or min_freq) than the YAML's, the profile is named
+    `<name>-<corpus>[-<protocol>][-mf<N>]`, so its report and runs never overwrite the YAML's own.
+    """
     path = _profile_path(name_or_path, Path(params_dir) if params_dir is not None else paths.params_dir())
     raw = _read_yaml(path)
     runs = _resolve_runs(path, raw.get("runs"))
     overrides = raw.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise LMError(f"{path}: `overrides` must be a mapping of config fields to values, not {overrides!r}")
+    data = {
+        "corpus": str(raw.get("corpus", "austen")),
+        "protocol": raw.get("protocol"),
+        "min_freq": raw.get("min_freq"),
+    }
+    given = {"corpus": corpus, "protocol": protocol, "min_freq": min_freq}
+    changed = {k: v for k, v in given.items() if v is not None and v != data[k]}
+    data.update(changed)
+    title = str(raw.get("title", "Word-level LSTM language models on {corpus}"))
+    named = corpus_title(data["corpus"])
     profile = Profile(
-        name=path.stem, title=str(raw.get("title", f"Word-level LSTM language models: {path.stem}")),
-        description=str(raw.get("description", "")), corpus=str(raw.get("corpus", "austen")),
-        protocol=raw.get("protocol"), min_freq=raw.get("min_freq"), device=raw.get("device"),
-        max_minutes=raw.get("max_minutes"), runs=runs, baseline=str(raw.get("baseline", "")),
-        overrides=dict(overrides),
+        name=path.stem + _suffix(changed), title=_title(title, named, bool(changed)),
+        description=str(raw.get("description", "")).replace("{corpus}", named), **data,
+        device=raw.get("device"), max_minutes=raw.get("max_minutes"), runs=runs,
+        baseline=str(raw.get("baseline", "")), overrides=dict(overrides),
+        seeds=_seeds(path, "the profile", raw.get("seeds")), parallel=_parallel(path, raw.get("parallel", 1)),
+        corpus_title=named,
     )  # fmt: skip
     _check_runs(path, profile)
     return profile
+
+
+def corpus_title(corpus: str) -> str:
+    """How the report names a corpus: "Jane Austen's novels", "the Harry Potter books", or its folder/file name."""
+    if corpus in CORPUS_TITLES:
+        return CORPUS_TITLES[corpus]
+    path = Path(corpus).expanduser()
+    return f"the corpus “{path.name or corpus}”"
+
+
+def _title(title: str, named: str, changed: bool) -> str:
+    if "{corpus}" in title:
+        return title.replace("{corpus}", named)
+    return f"{title}, on {named}" if changed else title
+
+
+def _suffix(changed: dict) -> str:
+    """'-hpd', '-my_books-by-book', '-mf5': what sets a profile on other data apart, as a folder name."""
+    parts = []
+    if "corpus" in changed:
+        path = Path(str(changed["corpus"])).expanduser()
+        name = path.name.split(".")[0] if path.name else str(changed["corpus"])
+        parts.append(re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "corpus")
+    if "protocol" in changed:
+        parts.append(str(changed["protocol"]))
+    if "min_freq" in changed:
+        parts.append(f"mf{changed['min_freq']}")
+    return "".join(f"-{p}" for p in parts)
+
+
+def _seeds(path: Path, where: str, value) -> tuple[int, ...] | None:
+    """`seeds: [1, 2]`: distinct whole numbers >= 0; None when not given."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and value and all(not not_int(s) and s >= 0 for s in value)
+    if not ok or len(set(value)) != len(value):
+        raise LMError(
+            f"{path}: seeds of {where} must be a list of distinct whole numbers >= 0, e.g. [1, 2], not {value!r}"
+        )
+    return tuple(value)
+
+
+def _parallel(path: Path, value) -> int:
+    try:
+        check_int("parallel", value, minimum=1)
+    except LMError as err:
+        raise LMError(f"{path}: {err} (how many runs train at once)") from None
+    return value
 
 
 def _profile_path(name_or_path, params_dir: Path) -> Path:
@@ -151,7 +261,8 @@ def _resolve(path: Path, by_name: dict, name: str, chain: tuple) -> RunSpec:
     else:  # no preset of its own: start from the run it modifies
         parent = _resolve(path, by_name, vs, (*chain, name))
         preset, overrides = parent.preset, {**parent.overrides, **own}
-    return RunSpec(name, preset, overrides, str(entry.get("question", "")), vs, own, inherits="preset" not in entry)
+    seeds = _seeds(path, f"run {name!r}", entry.get("seeds"))
+    return RunSpec(name, preset, overrides, str(entry.get("question", "")), vs, own, "preset" not in entry, seeds)
 
 
 def _check_runs(path: Path, profile: Profile) -> None:
@@ -167,3 +278,7 @@ def _check_runs(path: Path, profile: Profile) -> None:
             raise LMError(f"{path}, run {run.name!r} trains exactly what {run.vs!r} trains: state what it changes")
     if profile.baseline and profile.baseline not in configs:
         raise LMError(f"{path}: baseline {profile.baseline!r} is not one of the runs")
+    folders = [rep.name for rep in profile.replicates()]
+    clash = sorted({f for f in folders if folders.count(f) > 1})
+    if clash:
+        raise LMError(f"{path}: two runs would train in the same folder {clash}: rename the arm (seeds add -s<seed>)")
