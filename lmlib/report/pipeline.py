@@ -127,6 +127,8 @@ def run_pipeline(
     timings = list(zip(steps, run_steps(steps, call, prof.parallel, log)))
     build_info = {"command": command, "threads": training_threads(prof.parallel), "parallel": prof.parallel}
     report = render(prof, runs_root, build, timings, time.perf_counter() - started, reused, build_info)
+    if prof.corpus != "austen":  # a report on the user's own corpus quotes it: keep it out of git
+        (build / ".gitignore").write_text(f"# a report on {prof.corpus_title}: it quotes the corpus\n*\n")
     browser_check(report, build / "screenshot.png", log)
     replace_dir(build, target)  # the old report goes only once the new one is complete
     log(f"report: {target / report.name} ({_size(target)}; {time.perf_counter() - started:.0f} s in all)")
