@@ -254,3 +254,21 @@ def fail_on_second(step) -> float:
 
 def test_arm_summary_of_nothing_is_empty():
     assert arm_summary([]).empty and isinstance(arm_table([]), pd.DataFrame)
+
+
+def sleep_then_report(step) -> float:
+    import time
+
+    time.sleep(step.parameters["sleep"])
+    return step.parameters["sleep"]
+
+
+def test_each_parallel_run_is_logged_when_it_ends_not_when_all_have():
+    import time
+
+    steps = [Step("t", "slow", {"sleep": 3.0}, "slow run", parallel=True),
+             Step("t", "fast", {"sleep": 0.0}, "fast run", parallel=True)]  # fmt: skip
+    logged = []
+    run_steps(steps, sleep_then_report, 2, lambda line: logged.append((time.monotonic(), line)))
+    when = {("fast" if "fast run" in line else "slow"): t for t, line in logged if "done in" in line}
+    assert when["slow"] - when["fast"] > 1.5

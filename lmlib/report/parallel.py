@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from functools import partial
 
 
@@ -52,7 +52,7 @@ def _run_group(steps: list, group: list[int], call: Callable, parallel: int, log
         futures = {pool.submit(partial(_with_threads, threads, call), steps[k]): k for k in group}
         pending = set(futures)
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)  # log each as it ends
             for future in finished:
                 if future.exception() is not None:
                     for other in pending:

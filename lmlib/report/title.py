@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from lmlib import __version__, paths
+from lmlib.data.splits import resolve_data
 from lmlib.report.analysis import analysis
 from lmlib.report.arms import SPREAD, arm_summary, arm_table, group_arms, learning_status, plot_arms
 from lmlib.report.compare import RunRecord, load_records
@@ -45,7 +46,7 @@ def title_page(
     reuse_note = f" (reusing finished runs: {', '.join(reused)})" if reused else ""
     facts = {
         "profile": f"{prof.name}: {prof.description}".strip(": "),
-        "corpus": f"{prof.corpus_title or prof.corpus} (`{prof.corpus}`, protocol {prof.protocol or 'default'})",
+        "corpus": corpus_text(prof),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": build_info.get("command", ""),
         "machine": machine(),
@@ -119,6 +120,14 @@ def headline(arms) -> str:
         f"(valid {best.result('valid_ppl').text()}; mean and range over {n} seed{'s' if n > 1 else ''}), "
         f"{int(best.records[0].results['parameters']):,} parameters, "
         f"{best.result('wall_seconds').mean / 60:.1f} minutes of training each."
+    )
+
+
+def corpus_text(prof: Profile) -> str:
+    """ "Jane Austen's novels (austen; protocol original, min_freq 3)": the data every run read."""
+    data = resolve_data(prof.data())
+    return (
+        f"{prof.corpus_title or prof.corpus} ({prof.corpus}; protocol {data['protocol']}, min_freq {data['min_freq']})"
     )
 
 
