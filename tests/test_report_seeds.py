@@ -159,9 +159,9 @@ def test_a_run_still_improving_is_marked_with_the_slope_of_its_last_epochs():
     improving = record("r", [300, 250, 220, 200], [350, 300, 270, 250], 210.0)
     status = learning_status(improving)
     assert status["state"] == "still improving" and not status["finished"]
-    assert status["slope_per_epoch"] == pytest.approx(-25.0)  # least squares over (2, 250), (3, 220), (4, 200)
-    assert status["slope_per_minute"] == pytest.approx(-25.0)  # one epoch per minute in `record`
-    assert status_text(improving).startswith("STILL IMPROVING: -25.0 ppl/epoch (-12.5%)")
+    assert status["slope_per_epoch"] == pytest.approx(-20.0)  # its last epoch: 220 -> 200
+    assert status["slope_per_minute"] == pytest.approx(-20.0)  # one epoch per minute in `record`
+    assert status_text(improving) == "STILL IMPROVING: -20.0 ppl/epoch (-10.0%), -20.0 ppl/min in its last epoch"
     past = record("p", [300, 250, 260], [350, 300, 270], 255.0)
     assert learning_status(past)["finished"] and status_text(past) == "past its best (best epoch 2 of 3)"
     stopped = record("s", [300, 250, 260, 270], [350, 300, 270, 260], 255.0)
@@ -192,6 +192,9 @@ def test_verdict_calls_an_effect_only_beyond_the_spread_of_both_arms():
     wide = spread([190.0, 260.0])  # a 29-point difference, but this arm's seeds span 70
     assert not verdict(a, wide)["effect"]
     assert verdict(spread([250.0]), spread([200.0]))["text"] == "one seed only: the noise is not measured"
+    tight = spread([122.2127, 122.2265])  # two seeds 0.014 apart: printed so, not as 0.0
+    assert tight.text() == "122.220 (122.213–122.227)"
+    assert "larger than the seed spread of both (0.014 and 6.2)" in verdict(tight, spread([191.4, 197.6]))["text"]
 
 
 def test_analysis_says_within_noise_when_spreads_overlap_and_names_the_effect_when_not(arms_runs):

@@ -41,9 +41,14 @@ def verdict(before: Spread, after: Spread) -> dict:
         better = "lower (better)" if diff < 0 else "higher (worse)"
         return {"effect": True, "diff": diff, "noise": noise,
                 "text": f"{abs(diff) / before.mean:.1%} {better}, larger than the seed spread of both "
-                        f"({before.range:.1f} and {after.range:.1f}): an effect"}  # fmt: skip
+                        f"({_num(before.range)} and {_num(after.range)}): an effect"}  # fmt: skip
     return {"effect": False, "diff": diff, "noise": noise,
-            "text": f"within noise (|Δ| {abs(diff):.1f} ≤ seed spread {noise:.1f})"}  # fmt: skip
+            "text": f"within noise (|Δ| {_num(abs(diff))} ≤ seed spread {_num(noise)})"}  # fmt: skip
+
+
+def _num(value: float) -> str:
+    """A perplexity difference: one decimal, or three when one would print a non-zero value as 0.0."""
+    return f"{value:.3f}" if 0 < value < 0.05 else f"{value:.1f}"
 
 
 def measured_effects(arms: list[Arm], baseline: str | None, vs: dict[str, str]) -> list[dict]:
@@ -86,7 +91,7 @@ def effects_section(effects: list[dict], against: str) -> list[str]:
     lines = ["", f"### What each change did (against {against})", ""]
     for e in effects:
         kinds = " + ".join(sorted({kind_of_change(k) for k in e["diff"]})) or "same config"
-        change = describe_change(e["diff"]) if len(e["diff"]) <= 4 else f"{len(e['diff'])} fields (a whole recipe)"
+        change = describe_change(e["diff"]) if len(e["diff"]) <= 8 else f"{len(e['diff'])} fields (a whole recipe)"
         lines.append(
             f"- **{e['name']}** vs **{e['parent']}** ({kinds}: {change}): test perplexity "
             f"{e['before'].text()} → {e['after'].text()}, {e['verdict']['text']}."

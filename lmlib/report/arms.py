@@ -26,7 +26,7 @@ from lmlib.errors import LMError
 from lmlib.report.compare import RunRecord, best_row, describe_change, dropout_text
 
 SEED_SUFFIX = re.compile(r"-s\d+$")  # runs/<arm>-s<seed>, as lmlib.report.profiles names them
-SLOPE_EPOCHS = 3  # the slope of a still-improving run is fitted over its last this-many validations
+SLOPE_EPOCHS = 2  # a still-improving run's slope: over its last this-many validations (its last epoch)
 SPREAD = "range over seeds (max − min)"
 ARM_COLUMNS = ["arm", "vs", "change", "seeds", "parameters", "epochs", "best epochs", "status", "train ppl",
                "valid ppl", "test ppl", "Δ test vs vs", "minutes", "tokens/s"]  # fmt: skip
@@ -46,9 +46,11 @@ class Spread:
         return self.high - self.low
 
     def text(self, digits: int = 1) -> str:
-        """'125.4 (124.6–126.2)', or '125.4' for one seed."""
+        """'125.4 (124.6–126.2)', or '125.4' for one seed; two more digits when the range would print as 0."""
         if self.n < 2:
             return f"{self.mean:.{digits}f}"
+        if 0 < self.range < 10**-digits:
+            digits += 2
         return f"{self.mean:.{digits}f} ({self.low:.{digits}f}–{self.high:.{digits}f})"
 
 
@@ -145,16 +147,15 @@ def learning_status(record: RunRecord) -> dict:
 
 
 def status_text(record: RunRecord) -> str:
-    """'early stop (best epoch 7 of 10)', 'still improving: −1.2 ppl/epoch (−1.3%) over the last 3 epochs'."""
+    """'early stop (best epoch 7 of 10)', 'STILL IMPROVING: -1.2 ppl/epoch (-1.3%), -0.4 ppl/min in its last epoch'."""
     s = learning_status(record)
     if s["state"] == "one validation":
         return "one validation: too short to tell"
     if s["finished"]:
         return f"{s['state']} (best epoch {s['best_epoch']:g} of {s['last_epoch']:g})"
-    n = min(SLOPE_EPOCHS, len(record.metrics))
     return (
         f"STILL IMPROVING: {s['slope_per_epoch']:+.1f} ppl/epoch ({s['slope_rel']:+.1%}), "
-        f"{s['slope_per_minute']:+.1f} ppl/min over the last {n} epochs"
+        f"{s['slope_per_minute']:+.1f} ppl/min in its last epoch"
     )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lmlib.data.batching import batch_splits, fixed_windows, get_batch
+from lmlib.data.batching import batch_splits, batchify, fixed_windows, get_batch
 from lmlib.data.prepared import load_prepared
 from lmlib.data.splits import Prepared, resolve_data
 from lmlib.data.vocab import UNK_INDEX
@@ -40,6 +40,7 @@ from lmlib.training.runs import load_model, read_config, read_results
 
 SPLITS = ("train", "valid", "test")
 RARE = 10  # a word seen fewer times than this in the training split is "rare in training"
+TRAIN_ROWS = 256  # the train split is evaluated in this many rows (a few cold starts in 577k tokens; 1.7x faster)
 CLASSES = ("<unk>", "unseen in training", f"rare in training (< {RARE})", "frequent in training")
 
 
@@ -243,9 +244,14 @@ def gap_study(run_dir: str | os.PathLike, prepared: Prepared | str | os.PathLike
     prepared = _prepared_for(run_dir, config, prepared)
     if tuple(prepared.vocab.itos) != tuple(vocab.itos):
         raise LMError(f"the prepared data's vocabulary is not {run_dir}'s: pass the data the run was trained on")
-    batched = batch_splits(prepared, config.data, config.train, next(model.parameters()).device)
-    streams = {split: stream_losses(model, batched[split], config.train.bptt, split) for split in SPLITS}
+    device = next(model.parameters()).device
+    batched = batch_splits(prepared, config.data, config.train, device)  # valid, test: as results.json measured them
     trained = batched["train"].numel()  # the training tokens the run actually read (subset_tokens, batch trim)
+    # train has no recorded eval-mode loss to match: read it in TRAIN_ROWS rows, which is several times faster
+    batched["train"] = batchify(
+        batched["train"].reshape(-1), min(TRAIN_ROWS, max(1, trained // (2 * config.train.bptt)))
+    )
+    streams = {split: stream_losses(model, batched[split], config.train.bptt, split) for split in SPLITS}
     classes = word_classes(prepared, prepared.splits["train"][:trained])
     segs = segments(prepared, streams, trained, classes)
     classes_table = class_table(streams, classes)

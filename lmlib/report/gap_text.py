@@ -41,6 +41,14 @@ def segment_table(study: GapStudy) -> pd.DataFrame:
     return t[["split", "book", "book trained on", "tokens", "ppl", "<unk> %", "unseen %"]].set_index(["split", "book"])
 
 
+def word_table(study: GapStudy) -> pd.DataFrame:
+    """Per split and kind of word: tokens, % of the split, perplexity of those tokens, for people."""
+    t = study.classes.copy()
+    t["%"] = (100 * t["share"]).round(2)
+    t["ppl"] = t["ppl"].map(lambda p: f"{p:,.0f}" if p >= 1000 else f"{p:.1f}" if p == p else "")
+    return t[["split", "class", "tokens", "%", "ppl"]].set_index(["split", "class"])
+
+
 def plot_windows(study: GapStudy):
     """Perplexity per window along the corpus (train grey, valid, test), books marked, each split's level dashed."""
     import matplotlib.pyplot as plt
@@ -58,7 +66,12 @@ def plot_windows(study: GapStudy):
     for title, start, _ in book_spans(study.prepared):
         ax.axvline(start / 1000, color="0.3", lw=0.6, ls=":")
         ax.text(start / 1000, 1.01, f" {title}", rotation=20, fontsize=7, transform=ax.get_xaxis_transform())
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
     ax.set(yscale="log", xlabel="position in the corpus (thousands of tokens)", ylabel="perplexity per window")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())  # labels at 1, 2, 5 x 10^k only, as plain numbers
     ax.set_title(f"{study.run}: perplexity of each {study.window:,}-token window (dashed: the split's)", fontsize=9,
                  pad=28)  # fmt: skip
     ax.legend(fontsize=8, loc="upper left")
@@ -115,7 +128,7 @@ def _books(study: GapStudy, gap: float) -> list[str]:
 
 def _words(study: GapStudy, gap: float) -> list[str]:
     c = study.classes.set_index(["split", "class"])["share"]
-    shares = ", ".join(f"{name} {c.loc[('valid', name)]:.1%} → {c.loc[('test', name)]:.1%}"
+    shares = ", ".join(f"{_md(name)} {c.loc[('valid', name)]:.1%} → {c.loc[('test', name)]:.1%}"
                        for name in c.loc["valid"].index if name != "frequent in training")  # fmt: skip
     composition, within = float(study.by_word["composition"].sum()), float(study.by_word["within"].sum())
     return [
@@ -123,6 +136,11 @@ def _words(study: GapStudy, gap: float) -> list[str]:
         f"{_share(composition, gap)}; the same kinds of words being harder in test explain {_share(within, gap)}. "
         "(Books and words are two views of one gap: their parts overlap and are not added.)"
     ]
+
+
+def _md(name: str) -> str:
+    """`<unk>` as code: bare, Markdown would take it for an HTML tag and drop it."""
+    return name.replace("<unk>", "`<unk>`")
 
 
 def _same_book(study: GapStudy) -> list[str]:
@@ -156,9 +174,10 @@ def _overfitting(study: GapStudy, ppl: dict, arm: Arm | None) -> list[str]:
     selection = _selection(arm)
     if selection:
         lines.append(
-            f"- **Overfitting to validation.** The run was chosen on validation among {selection['n']} seeds: its "
-            f"valid is {selection['valid']:.2f} nats below its arm's mean, its test {selection['test']:.2f} below; "
-            f"choosing on valid makes valid look better by about {selection['optimism']:+.3f} nats."
+            f"- **Overfitting to validation.** This run is the best of {selection['n']} seeds on validation: its "
+            f"valid perplexity is {selection['valid_run']:.2f} against its arm's {selection['valid_mean']:.2f} "
+            f"(geometric mean), its test {selection['test_run']:.2f} against {selection['test_mean']:.2f}. Choosing on "
+            f"validation flatters valid by {selection['optimism']:+.4f} nats more than test."
         )
     return lines
 
@@ -169,8 +188,9 @@ def _selection(arm: Arm | None) -> dict | None:
     valid = np.array([float(r.results["valid_loss"]) for r in arm.records])
     test = np.array([float(r.results["test_loss"]) for r in arm.records])
     best = int(np.argmin(valid))
-    v, t = valid.mean() - valid[best], test.mean() - test[best]
-    return {"n": len(valid), "valid": v, "test": t, "optimism": v - t}
+    v, t = valid.mean() - valid[best], test.mean() - test[best]  # how much lower than the arm's mean, in nats
+    return {"n": len(valid), "optimism": v - t, "valid_run": math.exp(valid[best]), "test_run": math.exp(test[best]),
+            "valid_mean": math.exp(valid.mean()), "test_mean": math.exp(test.mean())}  # fmt: skip
 
 
 def _conclusion(study: GapStudy, gap: float, arm: Arm | None) -> str:
