@@ -164,6 +164,9 @@ def test_a_run_still_improving_is_marked_with_the_slope_of_its_last_epochs():
     assert status_text(improving) == "STILL IMPROVING: -20.0 ppl/epoch (-10.0%), -20.0 ppl/min in its last epoch"
     past = record("p", [300, 250, 260], [350, 300, 270], 255.0)
     assert learning_status(past)["finished"] and status_text(past) == "past its best (best epoch 2 of 3)"
+    flat = record("f", [300, 250, 220, 219.9], [350, 300, 270, 250], 230.0)  # -0.05% in its last epoch
+    assert learning_status(flat)["finished"] and learning_status(flat)["state"] == "levelled off"
+    assert status_text(flat) == "levelled off (-0.100 ppl in its last epoch, less than 0.1%)"
     stopped = record("s", [300, 250, 260, 270], [350, 300, 270, 260], 255.0)
     stopped.results["stopped"] = "early_stopping"
     assert status_text(stopped) == "early stop (best epoch 2 of 4)"

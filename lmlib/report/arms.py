@@ -7,9 +7,10 @@ of two numbers is the range / √2 and suggests a precision it does not have). T
 calls a difference between two arms an effect only when it exceeds the spread of both.
 
 A run *finished learning* when its best validation perplexity came before its last
-validation (early stopping, or a plateau it did not leave); otherwise it is still improving
-at the budget's end and its status gives the slope of its last epochs, so the reader knows
-how much the ranking might still move.
+validation (early stopping, or a plateau it did not leave), or when its last epoch improved
+validation by less than PLATEAU (levelled off); otherwise it is still improving at the
+budget's end and its status gives the slope of its last epoch, so the reader knows how much
+the ranking might still move.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lmlib.report.compare import RunRecord, best_row, describe_change, dropout_t
 
 SEED_SUFFIX = re.compile(r"-s\d+$")  # runs/<arm>-s<seed>, as lmlib.report.profiles names them
 SLOPE_EPOCHS = 2  # a still-improving run's slope: over its last this-many validations (its last epoch)
+PLATEAU = 0.001  # a last epoch that lowers validation perplexity by less than 0.1% has levelled off
 SPREAD = "range over seeds (max − min)"
 ARM_COLUMNS = ["arm", "vs", "change", "seeds", "parameters", "epochs", "best epochs", "status", "train ppl",
                "valid ppl", "test ppl", "Δ test vs vs", "minutes", "tokens/s"]  # fmt: skip
@@ -124,7 +126,7 @@ def group_arms(records: list[RunRecord], arms: dict[str, list[str]] | None = Non
 def learning_status(record: RunRecord) -> dict:
     """Did the run reach its best validation before it ended? Else the slope of its last epochs.
 
-    {"finished": bool, "state": "early stop" | "past its best" | "still improving" | "one validation",
+    {"finished": bool, "state": "early stop" | "past its best" | "levelled off" | "still improving" | "one validation",
      "best_epoch", "last_epoch", "slope_per_epoch", "slope_rel" (per epoch, relative), "slope_per_minute"}
     """
     m = record.metrics
@@ -142,8 +144,11 @@ def learning_status(record: RunRecord) -> dict:
     tail = m.iloc[-SLOPE_EPOCHS:]
     per_epoch = _slope(tail["epoch"], tail["valid_ppl"])
     per_minute = _slope(tail["wall_seconds"] / 60, tail["valid_ppl"]) if "wall_seconds" in tail else math.nan
-    return {**status, "finished": False, "state": "still improving", "slope_per_epoch": per_epoch,
-            "slope_rel": per_epoch / float(last["valid_ppl"]), "slope_per_minute": per_minute}  # fmt: skip
+    slopes = {"slope_per_epoch": per_epoch, "slope_rel": per_epoch / float(last["valid_ppl"]),
+              "slope_per_minute": per_minute}  # fmt: skip
+    if -slopes["slope_rel"] < PLATEAU:
+        return {**status, **slopes, "finished": True, "state": "levelled off"}
+    return {**status, **slopes, "finished": False, "state": "still improving"}
 
 
 def status_text(record: RunRecord) -> str:
@@ -151,6 +156,8 @@ def status_text(record: RunRecord) -> str:
     s = learning_status(record)
     if s["state"] == "one validation":
         return "one validation: too short to tell"
+    if s["state"] == "levelled off":
+        return f"levelled off ({s['slope_per_epoch']:+.3f} ppl in its last epoch, less than {PLATEAU:.1%})"
     if s["finished"]:
         return f"{s['state']} (best epoch {s['best_epoch']:g} of {s['last_epoch']:g})"
     return (
