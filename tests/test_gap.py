@@ -138,3 +138,22 @@ def test_under_the_contiguous_protocol_valid_holds_the_end_of_a_trained_book(hpd
     gap = study.losses["test"] - study.losses["valid"]
     assert study.by_book[["composition", "within"]].sum().sum() == pytest.approx(gap, abs=1e-9)
     assert "**Book 4** is cut between train and valid" in gap_analysis(study)
+
+
+def test_a_pre_split_corpus_without_books_is_cut_by_split(tmp_path):
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "tiny_ptb"
+    folder.mkdir()
+    for split, size in (("train", 6000), ("valid", 1500), ("test", 1500)):
+        lines = [" ".join(rng.choice([f"w{i}" for i in range(40)], size=20)) for _ in range(size // 20)]
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    config = get_preset("smoke", corpus=str(folder), epochs=1, subset_tokens=None, batch_size=8)
+    train(config, tmp_path / "run", progress=False)
+    study = gap_study(tmp_path / "run", window=400, device="cpu")
+    assert list(study.segments["book"]) == ["train", "valid", "test"]  # each split is its own "book"
+    assert study.by_book["composition"].abs().sum() == pytest.approx(0.0)
+    for split in ("valid", "test"):
+        assert combined_loss(study.windows.query("split == @split")) == pytest.approx(
+            study.recorded[split], rel=TOLERANCE
+        )
+    assert "Neither valid nor test holds text of a book the model trained on" in gap_analysis(study)

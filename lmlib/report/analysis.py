@@ -62,7 +62,7 @@ def measured_effects(arms: list[Arm], baseline: str | None, vs: dict[str, str]) 
         before, after = parent.result("test_ppl"), arm.result("test_ppl")
         effects.append({"name": arm.name, "parent": parent.name, "before": before, "after": after,
                         "diff": differences(parent.config, arm.config, ignore=REPLICATE),
-                        "rel": after.mean / before.mean - 1, **{"verdict": verdict(before, after)}})  # fmt: skip
+                        "rel": after.mean / before.mean - 1, "verdict": verdict(before, after)})  # fmt: skip
     return effects
 
 
