@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lmlib.config import ModelConfig
+from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel, count_parameters
 from lmlib.model.regularize import WeightDropLSTM
 
@@ -195,3 +196,20 @@ def test_weight_drop_drops_hidden_to_hidden_weights_only(monkeypatch):
     kept = dropped != 0
     assert 0 < kept.float().mean() < 1
     torch.testing.assert_close(dropped[kept], 2 * weight[kept])  # kept entries scaled by 1/(1-p)
+
+
+@pytest.mark.parametrize("head", [{}, {"adaptive_softmax": True}])
+def test_reduction_none_gives_each_targets_loss_which_sum_and_mean_combine(head):
+    """One loss per target (B, T), in the targets' order: the gap study sums them per window."""
+    model = LSTMLanguageModel(3000, tiny(**head)).eval()
+    ids = torch.randint(0, 3000, (2, 9), generator=torch.Generator().manual_seed(1))
+    targets = ids.roll(-1, dims=1)
+    hidden = model.init_hidden(2)
+    each = model(ids, hidden, targets, reduction="none").nll
+    assert each.shape == (2, 9)
+    exact = -model(ids, hidden).log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(each, exact, atol=1e-4)
+    assert each.sum().item() == pytest.approx(model(ids, hidden, targets, reduction="sum").nll.item(), rel=1e-6)
+    assert each.mean().item() == pytest.approx(model(ids, hidden, targets).nll.item(), rel=1e-6)
+    with pytest.raises(LMError, match="reduction must be one of mean, sum, none"):
+        model(ids, hidden, targets, reduction="avg")

@@ -51,7 +51,7 @@ def test_every_profile_loads_and_names_valid_runs(name):
     profile = load_profile(name)
     assert profile.runs and len({r.name for r in profile.runs}) == len(profile.runs)
     if name == "default":
-        assert len(profile.runs) >= 4 and profile.corpus == "austen"
+        assert len(profile.runs) >= 3 and len(profile.seeds) >= 2 and profile.corpus == "austen"
 
 
 def test_a_bad_profile_is_a_clear_error(tmp_path):
@@ -66,12 +66,20 @@ def test_a_bad_profile_is_a_clear_error(tmp_path):
         load_profile(path)
 
 
-def test_plan_runs_02_once_per_run_and_04_only_when_present(tmp_path, fake_notebooks):
+def test_plan_runs_02_once_per_arm_and_seed_and_04_only_when_present(tmp_path, fake_notebooks):
     profile = load_profile("smoke")
     steps = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)
     names = [s.notebook for s in steps]
-    assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * len(profile.runs) + ["03_compare_runs.ipynb"]
-    assert [s.parameters["run_name"] for s in steps[1:-1]] == [r.name for r in profile.runs]
+    runs = len(profile.runs) * len(profile.seeds)
+    assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * runs + ["03_compare_runs.ipynb"]
+    assert [s.parameters["run_name"] for s in steps[1:-1]] == ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2"]
+    assert [s.parameters["overrides"]["seed"] for s in steps[1:-1]] == [1, 2, 1, 2]
+    assert steps[3].parameters["overrides"] == {"tie_weights": True, "seed": 1}
+    assert all(s.parallel for s in steps[1:-1]) and not steps[0].parallel and not steps[-1].parallel
+    assert steps[-1].parameters["arms"] == {
+        "smoke": ["smoke-s1", "smoke-s2"],
+        "smoke-tied": ["smoke-tied-s1", "smoke-tied-s2"],
+    }
     write_notebook(fake_notebooks / "04_generation_panel.ipynb", "print(runs_root)")
     last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
     assert last.notebook == "04_generation_panel.ipynb" and last.parameters == {"runs_root": str(tmp_path / "runs")}
@@ -139,15 +147,15 @@ def test_smoke_pipeline_writes_one_report_with_every_section(smoke_report):
     folder = smoke_report.parent
     profile = load_profile("smoke")
     assert "1 · Data preparation" in html and "3 · Comparison of the runs" in html
-    for run in profile.runs:
-        assert f"Training run “{run.name}”" in html
-        assert (folder / "notebooks" / f"02_train_lstm-{run.name}.ipynb").is_file()
+    for rep in profile.replicates():
+        assert f"Training run “{rep.name}”" in html
+        assert (folder / "notebooks" / f"02_train_lstm-{rep.name}.ipynb").is_file()
     if (ROOT / "notebooks" / "04_generation_panel.ipynb").is_file():
         assert "4 · Generation panel" in html
     assert "5 · Hyperparameter sweep" in html and (folder / "notebooks" / "05_sweep.ipynb").is_file()
     assert 'class="toc"' in html and "Best run: <strong>" in html
     assert re.search(r'<img alt="perplexity curves of every run" src="data:image/png;base64,', html)
-    assert html.count("data:image/png;base64,") >= 1 + len(profile.runs)  # title + each run's curves
+    assert html.count("data:image/png;base64,") >= 1 + len(profile.replicates())  # title + each run's curves
     assert (folder / "summary.json").is_file()
 
 
@@ -201,7 +209,8 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
     executed, runs_root = smoke_report.parent / "notebooks", smoke_report.parents[2] / "runs"
     data = recorded_results(executed / "01_data_prep.ipynb")
     assert (data["train_tokens"], data["vocab_size"], data["protocol"]) == (577_514, 7_784, "original")
-    names = [run.name for run in load_profile("smoke").runs]
+    profile = load_profile("smoke")
+    names = [rep.name for rep in profile.replicates()]
     for name in names:
         trained = recorded_results(executed / f"02_train_lstm-{name}.ipynb")
         saved = read_results(runs_root / name)
@@ -209,11 +218,16 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
         assert 1 <= trained["best_epoch"] <= 2 and trained["epochs_run"] == 2
         assert 50 < trained["valid_ppl"] < 7_784  # learnt something: better than a uniform guess over the words
     compared = recorded_results(executed / "03_compare_runs.ipynb")
-    best = min(names, key=lambda n: read_results(runs_root / n)["valid_ppl"])
-    assert compared["runs"] == len(names) and compared["best_run"] == best
-    assert compared["best_test_ppl"] == pytest.approx(read_results(runs_root / best)["test_ppl"], abs=0.05)
+    arm_valid = {arm: sum(read_results(runs_root / n)["valid_ppl"] for n in runs) / len(runs)
+                 for arm, runs in profile.arms().items()}  # fmt: skip
+    best_arm = min(arm_valid, key=arm_valid.get)
+    best = min(profile.arms()[best_arm], key=lambda n: read_results(runs_root / n)["valid_ppl"])
+    assert compared["runs"] == len(names) and compared["arms"] == 2
+    assert compared["best_arm"] == best_arm and compared["best_run"] == best
+    assert compared["best_test_ppl"] == pytest.approx(read_results(runs_root / best)["test_ppl"], abs=0.01)
     panel = recorded_results(executed / "04_generation_panel.ipynb")
-    assert panel["run"] == best and panel["sample"].startswith("It is a truth universally acknowledged")
+    assert panel["run"] == min(names, key=lambda n: read_results(runs_root / n)["valid_ppl"])  # the best seed of all
+    assert panel["sample"].startswith("It is a truth universally acknowledged")
     assert 0 < sum(panel["next_words"].values()) <= 1 and panel["mean_surprisal_bits"] > 0
     sweep = recorded_results(executed / "05_sweep.ipynb")
     assert sweep["trials"] == sweep["finished"] == 3  # the smoke profile's study, exactly its trials
@@ -222,3 +236,58 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
     best = min((json.loads(p.read_text()) for p in trial_runs if "pruned" not in p.read_text()),
                key=lambda r: r["valid_ppl"])  # fmt: skip
     assert sweep["best_valid_ppl"] == pytest.approx(best["valid_ppl"], abs=1e-3)
+
+
+def test_seeds_train_separate_runs_and_the_table_gives_their_mean_and_range(smoke_report):
+    from lmlib.report.notebook import recorded_results
+    from lmlib.training.runs import read_config, read_results
+
+    runs_root = smoke_report.parents[2] / "runs"
+    profile = load_profile("smoke")
+    for rep in profile.replicates():
+        config, _ = read_config(runs_root / rep.name)
+        assert config.train.seed == rep.seed and config.model.tie_weights == (rep.arm.name == "smoke-tied")
+    compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
+    for row in compared["arm_summary"]:
+        tests = [read_results(runs_root / name)["test_ppl"] for name in profile.arms()[row["arm"]]]
+        assert tests[0] != tests[1]  # two seeds, two different runs
+        assert row["seeds"] == 2 and row["test_mean"] == pytest.approx(sum(tests) / 2, abs=1e-3)
+        assert (row["test_min"], row["test_max"]) == pytest.approx((min(tests), max(tests)), abs=1e-3)
+    html = smoke_report.read_text(encoding="utf-8")
+    assert "range over seeds (max − min)" in html and ("within noise" in html or "an effect" in html)
+    summary = json.loads((smoke_report.parent / "summary.json").read_text())
+    assert summary["seeds"] == {"smoke": [1, 2], "smoke-tied": [1, 2]} and len(summary["runs"]) == 4
+    assert summary["command"] == f"python -m lmlib report --profile smoke --reports-dir {smoke_report.parents[1]}"
+    assert "numpy" in summary["versions"] and "torch" in summary["versions"]
+
+
+def test_the_gap_section_adds_up_to_the_recorded_perplexities(smoke_report):
+    from lmlib.report.notebook import recorded_results
+    from lmlib.training.runs import read_results
+
+    compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
+    gap, runs_root = compared["gap"], smoke_report.parents[2] / "runs"
+    assert gap["run"] == compared["best_run"]
+    saved = read_results(runs_root / gap["run"])
+    for split in ("valid", "test"):
+        assert gap["window_losses"][split] == pytest.approx(saved[f"{split}_loss"], rel=1e-6)
+        assert gap["losses"][split] == pytest.approx(saved[f"{split}_loss"], rel=1e-6)
+    assert sum(gap["by_book"].values()) == pytest.approx(gap["gap"], abs=1e-9)
+    assert sum(gap["by_word"].values()) == pytest.approx(gap["gap"], abs=1e-9)
+    html = smoke_report.read_text(encoding="utf-8")
+    assert "Why is test perplexity above validation?" in html and "Overfitting to the training text" in html
+
+
+def test_a_report_on_another_corpus_goes_to_its_own_folders_and_names_the_corpus(tmp_path, fake_notebooks, monkeypatch):
+    from conftest import write_hpd
+
+    corpus = write_hpd(tmp_path / "my_hpd", {b: {1: "a b c d e f g h. " * 50} for b in (1, 2, 3)})
+    monkeypatch.chdir(tmp_path)  # runs/ and reports/ are relative to where the command runs
+    report = run_pipeline(str(write_profile(tmp_path / "params")), corpus=str(corpus), protocol="by-book",
+                          notebooks_dir=fake_notebooks, log=lambda *a: None)  # fmt: skip
+    assert report == (tmp_path / "reports" / "tiny-my_hpd-by-book" / "report.html").resolve()
+    assert (tmp_path / "runs" / "report-tiny-my_hpd-by-book").is_dir()
+    html = report.read_text(encoding="utf-8")
+    assert "Tiny, on the corpus “my_hpd”" in html and f"--corpus {corpus} --protocol by-book" in html
+    assert (report.parent / ".gitignore").read_text().endswith("*\n")  # it quotes the user's corpus: not for git
+    assert not (tmp_path / "reports" / "tiny").exists()

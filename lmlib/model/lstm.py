@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmlib.config import ModelConfig
+from lmlib.errors import LMError
 from lmlib.model.regularize import (
     SequenceDropout,
     WeightDropLSTM,
@@ -22,6 +23,7 @@ from lmlib.model.regularize import (
     temporal_activation_regularization,
 )
 
+REDUCTIONS = ("mean", "sum", "none")
 Hidden = list[tuple[torch.Tensor, torch.Tensor]]  # one (h, c) per LSTM module, each (layers, B, H)
 
 
@@ -31,7 +33,7 @@ class LMOutput:
 
     hidden: Hidden  # the state after the last position, to carry into the next window
     log_probs: torch.Tensor | None = None  # (B, T, V) next-word log-probabilities, without targets
-    nll: torch.Tensor | None = None  # cross-entropy of the targets (mean or sum per `reduction`), with targets
+    nll: torch.Tensor | None = None  # cross-entropy of the targets: mean, sum, or (B, T) per `reduction`
     penalty: torch.Tensor | float = 0.0  # AR + TAR (§4.6), in training mode only
 
     @property
@@ -114,10 +116,12 @@ class LSTMLanguageModel(nn.Module):
         """Run the network on `ids` (B, T) from `hidden`.
 
         Without `targets`: next-word log-probabilities (B, T, V). With `targets` (B, T): their
-        cross-entropy (`reduction` "mean" per token or "sum") and, in training mode, the AR/TAR
-        penalty; the full softmax is then never materialised (the adaptive head scores only
-        the targets' clusters).
+        cross-entropy (`reduction` "mean" per token, "sum", or "none": one loss per target, (B, T))
+        and, in training mode, the AR/TAR penalty; the full softmax is then never materialised
+        (the adaptive head scores only the targets' clusters).
         """
+        if reduction not in REDUCTIONS:
+            raise LMError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
         out, raw, hidden = self._run(ids, hidden)
         if targets is None:
             return LMOutput(hidden, log_probs=self._log_probs(out))
@@ -151,9 +155,11 @@ class LSTMLanguageModel(nn.Module):
         flat = out.reshape(-1, out.size(-1))  # (B*T, D)
         if self.adaptive is not None:
             # AdaptiveLogSoftmaxWithLoss computes the exact log-probability of each target.
-            target_logp = self.adaptive(flat, targets.reshape(-1)).output.float()  # (B*T,)
-            return -target_logp.mean() if reduction == "mean" else -target_logp.sum()
-        return F.cross_entropy(self.decoder(flat).float(), targets.reshape(-1), reduction=reduction)
+            losses = -self.adaptive(flat, targets.reshape(-1)).output.float()  # (B*T,)
+            nll = losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
+        else:
+            nll = F.cross_entropy(self.decoder(flat).float(), targets.reshape(-1), reduction=reduction)
+        return nll.view(targets.shape) if reduction == "none" else nll  # "none": (B, T), one loss per target
 
     def _log_probs(self, out: torch.Tensor) -> torch.Tensor:
         """Full next-word log-distribution (B, T, V), in fp32."""

@@ -1,84 +1,89 @@
 """The written analysis of a comparison (Markdown), every number computed from the runs.
 
-It follows the original study's report: which run wins and by how much, what each change
-did against the run it modifies (`vs`), where overfitting begins, and what that recommends
-(early stopping, hyperparameter tuning, regularisation). Each section is one function
-returning its lines, so a change of wording touches one short function.
+It follows the original study's report: which arm wins and by how much, what each change
+did against the arm it modifies (`vs`), whether every run finished learning, where
+overfitting begins, and what that recommends. Runs are grouped into arms (one
+configuration, several seeds; lmlib.report.arms), and a difference between two arms is
+called an effect only when it is larger than the seed-to-seed spread (range) of *both*;
+otherwise it is "within noise". With one seed the noise is unmeasured and no difference is
+called an effect. Each section is one function returning its lines.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-
-from lmlib.report.compare import RunRecord, changes, comparison_table, describe_change, kind_of_change, overfitting
-
-# Below this relative difference two perplexities are called a tie (seed noise on short runs).
-TIE = 0.01
-STOP_REASONS = {
-    "time_budget": "the time budget ran out",
-    "completed": "it had run all its epochs",
-    "early_stopping": "early stopping ended it",
-}
+from lmlib.config import REPLICATE, differences
+from lmlib.report.arms import SPREAD, Arm, Spread, group_arms, learning_status, status_text
+from lmlib.report.compare import RunRecord, comparison_table, describe_change, kind_of_change, overfitting
 
 
-def analysis(records: list[RunRecord], baseline: str | None = None, vs: dict[str, str] | None = None) -> str:
-    """The whole analysis. Each run's change is measured against `vs[run]` when given, else the baseline (first run)."""
+def analysis(records: list[RunRecord], baseline: str | None = None, vs: dict[str, str] | None = None, arms=None) -> str:
+    """The whole analysis. Each arm's change is measured against `vs[arm]` when given, else the baseline (first arm)."""
     if not records:
         return "No finished runs to compare yet: train some with notebook 02."
-    table = comparison_table(records)
-    effects = measured_effects(records, table, baseline, vs or {})
-    lines = winner_section(table)
-    lines += effects_section(effects, against=_against(records, baseline, vs))
-    lines += overfitting_section(records, table)
-    lines += ["", "### Recommendations", ""] + [f"- {s}" for s in recommendations(records, table, effects)]
+    groups = group_arms(records, arms, vs)
+    effects = measured_effects(groups, baseline, vs or {})
+    lines = winner_section(groups)
+    against = "the arm each one changes" if vs else f"the baseline **{_base(groups, baseline).name}**"
+    lines += effects_section(effects, against)
+    lines += learning_section(groups)
+    lines += overfitting_section(records)
+    lines += ["", "### Recommendations", ""] + [f"- {s}" for s in recommendations(groups, effects)]
     return "\n".join(lines)
 
 
-def measured_effects(records, table: pd.DataFrame, baseline: str | None, vs: dict[str, str]) -> list[dict]:
-    """For each run with a parent (its `vs`, else the baseline): the change and its effect on test perplexity."""
-    base = _baseline(records, baseline)
-    by_name = {r.name: r for r in records}
+def verdict(before: Spread, after: Spread) -> dict:
+    """Is after − before an effect? Only when |difference| exceeds the seed spread (range) of both arms."""
+    diff = after.mean - before.mean
+    if min(before.n, after.n) < 2:
+        return {"effect": False, "diff": diff, "noise": None, "text": "one seed only: the noise is not measured"}
+    noise = max(before.range, after.range)
+    if abs(diff) > noise:
+        better = "lower (better)" if diff < 0 else "higher (worse)"
+        return {"effect": True, "diff": diff, "noise": noise,
+                "text": f"{abs(diff) / before.mean:.1%} {better}, larger than the seed spread of both "
+                        f"({_num(before.range)} and {_num(after.range)}): an effect"}  # fmt: skip
+    return {"effect": False, "diff": diff, "noise": noise,
+            "text": f"within noise (|Δ| {_num(abs(diff))} ≤ seed spread {_num(noise)})"}  # fmt: skip
+
+
+def _num(value: float) -> str:
+    """A perplexity difference: one decimal, or three when one would print a non-zero value as 0.0."""
+    return f"{value:.3f}" if 0 < value < 0.05 else f"{value:.1f}"
+
+
+def measured_effects(arms: list[Arm], baseline: str | None, vs: dict[str, str]) -> list[dict]:
+    """For each arm with a parent (its `vs`, else the baseline): the change, test perplexity before/after, verdict."""
+    base, by_name = _base(arms, baseline), {a.name: a for a in arms}
     effects = []
-    for record in records:
-        parent = by_name.get(vs.get(record.name, ""), base)
-        if record is base or parent is record:
+    for arm in arms:
+        parent = by_name.get(vs.get(arm.name, ""), base)
+        if arm is base or parent is arm:
             continue
-        before, after = table.loc[parent.name, "test ppl"], table.loc[record.name, "test ppl"]
-        effects.append(
-            {
-                "name": record.name,
-                "parent": parent.name,
-                "diff": changes(parent, record),
-                "before": before,
-                "after": after,
-                "rel": after / before - 1,
-            }
-        )
+        before, after = parent.result("test_ppl"), arm.result("test_ppl")
+        effects.append({"name": arm.name, "parent": parent.name, "before": before, "after": after,
+                        "diff": differences(parent.config, arm.config, ignore=REPLICATE),
+                        "rel": after.mean / before.mean - 1, "verdict": verdict(before, after)})  # fmt: skip
     return effects
 
 
-def winner_section(table: pd.DataFrame) -> list[str]:
-    ranked = table.sort_values("valid ppl")
-    win, best_test = ranked.index[0], ranked["test ppl"].iloc[0]
+def winner_section(arms: list[Arm]) -> list[str]:
+    ranked = sorted(arms, key=lambda a: a.result("valid_ppl").mean)
+    win = ranked[0]
+    seeds = f"{len(win.records)} seed{'s' if len(win.records) > 1 else ''}"
     lines = [
-        "### Which run wins",
+        "### Which arm wins",
         "",
-        f"- **{win}** has the lowest validation perplexity "
-        f"({ranked['valid ppl'].iloc[0]:.1f}; test {best_test:.1f}, selected on validation, reported on test).",
+        f"Perplexities are the mean over seeds, with the {SPREAD} in brackets.",
+        "",
+        f"- **{win.name}** has the lowest validation perplexity ({win.result('valid_ppl').text()} over {seeds}; "
+        f"test {win.result('test_ppl').text()}; selected on validation, reported on test).",
     ]
     if len(ranked) > 1:
-        second = ranked.index[1]
-        sentence = (
-            f"- Its test perplexity is {_lower(best_test, ranked.loc[second, 'test ppl'])} lower than the "
-            f"runner-up **{second}** ({ranked.loc[second, 'test ppl']:.1f})"
+        second = ranked[1]
+        v = verdict(second.result("test_ppl"), win.result("test_ppl"))
+        lines.append(
+            f"- Against the runner-up **{second.name}** (test {second.result('test_ppl').text()}): {v['text']}."
         )
-        if len(ranked) > 2:
-            worst = ranked.index[-1]
-            sentence += (
-                f" and {_lower(best_test, ranked['test ppl'].iloc[-1])} lower than the worst run "
-                f"**{worst}** ({ranked['test ppl'].iloc[-1]:.1f})"
-            )
-        lines.append(sentence + ".")
     return lines
 
 
@@ -86,72 +91,74 @@ def effects_section(effects: list[dict], against: str) -> list[str]:
     lines = ["", f"### What each change did (against {against})", ""]
     for e in effects:
         kinds = " + ".join(sorted({kind_of_change(k) for k in e["diff"]})) or "same config"
+        change = describe_change(e["diff"]) if len(e["diff"]) <= 8 else f"{len(e['diff'])} fields (a whole recipe)"
         lines.append(
-            f"- **{e['name']}** vs **{e['parent']}** ({kinds}: {describe_change(e['diff'])}): "
-            f"test perplexity {e['before']:.1f} → {e['after']:.1f}, {_effect(e['before'], e['after'])}."
+            f"- **{e['name']}** vs **{e['parent']}** ({kinds}: {change}): test perplexity "
+            f"{e['before'].text()} → {e['after'].text()}, {e['verdict']['text']}."
         )
-    regularising = [e for e in effects if e["diff"] and all(kind_of_change(k) == "regularisation" for k in e["diff"])]
-    if regularising:
-        top = min(regularising, key=lambda e: e["rel"])
-        if top["rel"] < -TIE:
-            lines.append(
-                f"- The regularisation that mattered most: {describe_change(top['diff'])} "
-                f"(**{top['name']}**, {-top['rel']:.1%} lower test perplexity)."
-            )
-        else:
-            lines.append(f"- No regularisation change moved test perplexity by more than {TIE:.0%} at this budget.")
+    real = [e for e in effects if e["verdict"]["effect"]]
+    noise = [e["name"] for e in effects if not e["verdict"]["effect"]]
+    if real:
+        lines.append("- Effects larger than the seed noise: " + ", ".join(f"**{e['name']}**" for e in real) + ".")
+    if noise:
+        lines.append("- Within noise (or not measured) at this budget: " + ", ".join(f"**{n}**" for n in noise) + ".")
     return lines
 
 
-def overfitting_section(records: list[RunRecord], table: pd.DataFrame) -> list[str]:
-    return ["", "### Where overfitting begins", ""] + [f"- {overfit_sentence(r, table.loc[r.name])}" for r in records]
-
-
-def overfit_sentence(record: RunRecord, row: pd.Series) -> str:
-    """Where (or whether) this run started to overfit, in one sentence."""
-    name, found = record.name, overfitting(record)
-    if found is None and len(record.metrics) < 2:
-        return f"**{name}**: a single validation (epoch {row['epochs']:g}): too short to see where overfitting begins."
-    if found is None:
-        why = STOP_REASONS.get(record.results.get("stopped", ""), "training ended")
-        return (
-            f"**{name}**: no overfitting seen — validation perplexity still fell at its last epoch "
-            f"({row['epochs']:g}) when {why}, so more training would likely still help."
+def learning_section(arms: list[Arm]) -> list[str]:
+    lines = ["", "### Did every run finish learning?", ""]
+    for arm in arms:
+        for r in arm.records:
+            lines.append(f"- **{r.name}**: {status_text(r)}.")
+    improving = [r.name for a in arms for r in a.records if learning_status(r)["state"] == "still improving"]
+    if improving:
+        lines.append(
+            f"- {len(improving)} run(s) were still improving when they ended ({', '.join(improving)}): their "
+            "perplexities are not what the configuration can reach, only what it reached in this budget."
         )
+    else:
+        lines.append("- Every run reached its best validation perplexity before it ended: the ranking compares "
+                     "what each configuration can reach, not how fast it starts.")  # fmt: skip
+    return lines
+
+
+def overfitting_section(records: list[RunRecord]) -> list[str]:
+    table = comparison_table(records)
+    over = [r for r in records if overfitting(r) is not None]
+    if not over:
+        return []
+    return ["", "### Where overfitting begins", ""] + [f"- {overfit_sentence(r, table.loc[r.name])}" for r in over]
+
+
+def overfit_sentence(record: RunRecord, row) -> str:
+    """Where this run started to overfit, in one sentence (for a run past its best epoch)."""
+    found = overfitting(record)
     rising = "while training perplexity kept falling" if found["train_fell"] else "and training perplexity stalled too"
-    if found["last_valid"] / found["best_valid"] - 1 <= TIE:
-        return (
-            f"**{name}**: validation perplexity stopped improving after epoch {found['best_epoch']} "
-            f"({found['best_valid']:.1f}) and stayed within {TIE:.0%} of it until epoch "
-            f"{found['last_epoch']:.3g} {rising}: the edge of overfitting."
-        )
     return (
-        f"**{name}**: best at epoch {found['best_epoch']} (valid {found['best_valid']:.1f}); by epoch "
+        f"**{record.name}**: best at epoch {found['best_epoch']} (valid {found['best_valid']:.1f}); by epoch "
         f"{found['last_epoch']:.3g} valid was {found['last_valid']:.1f} "
-        f"({_rise(found['last_valid'], found['best_valid'])} above its best) {rising}. "
-        f"Generalisation gap at the best epoch (valid − train): {row['gap']:+.1f}."
+        f"({found['last_valid'] / found['best_valid'] - 1:.1%} above its best) {rising}. "
+        f"Gap at the best epoch (valid − train): {row['gap']:+.1f}."
     )
 
 
-def recommendations(records: list[RunRecord], table: pd.DataFrame, effects: list[dict]) -> list[str]:
+def recommendations(arms: list[Arm], effects: list[dict]) -> list[str]:
+    records = [r for a in arms for r in a.records]
     out = [_early_stopping_advice(records)]
-    if len(table) > 1:
-        out.append(_tuning_advice(table))
-    helped = sorted((e for e in effects if e["rel"] < -TIE), key=lambda e: e["rel"])
-    if helped:
-        top, winner = helped[0], table["valid ppl"].idxmin()
+    real = sorted((e for e in effects if e["verdict"]["effect"]), key=lambda e: e["rel"])
+    if real and real[0]["rel"] < 0:
+        top = real[0]
         out.append(
-            f"**Regularisation and architecture.** The largest single gain came from "
-            f"{describe_change(top['diff'])} (**{top['name']}**, {-top['rel']:.1%} lower test perplexity); "
-            f"the best configuration overall is **{winner}**."
+            f"**What mattered.** The largest gain beyond the seed noise came from **{top['name']}** against "
+            f"**{top['parent']}** ({-top['rel']:.1%} lower test perplexity)."
         )
-    gaps = table["gap"].dropna()
-    if len(gaps):
+    if len(arms) > 1 and not real:
         out.append(
-            "Training perplexity is averaged over each epoch with dropout on (and, in epoch 1, over the "
-            "untrained start), so the gap (valid − train) understates overfitting; here it ranges from "
-            f"{gaps.min():+.1f} to {gaps.max():+.1f}."
+            "**Hyperparameter tuning.** No change moved test perplexity by more than the seed-to-seed spread: "
+            "more seeds or longer runs are needed before choosing between these arms."
         )
+    if min(len(a.records) for a in arms) < 2:
+        out.append("**Seeds.** Some arms have a single seed: give every arm two or more to measure the noise.")
     return out
 
 
@@ -160,7 +167,7 @@ def _early_stopping_advice(records: list[RunRecord]) -> str:
     if not over:
         return (
             "**Early stopping.** No run passed its best epoch: the budget, not overfitting, ended "
-            "training. Give the best run more time before tuning anything else."
+            "training. Give the best arm more epochs before tuning anything else."
         )
     wasted = sum(o["minutes_after_best"] for _, o in over)
     name, worst = max(over, key=lambda t: t[1]["last_valid"] / t[1]["best_valid"])
@@ -168,43 +175,9 @@ def _early_stopping_advice(records: list[RunRecord]) -> str:
         f"**Early stopping.** {len(over)} of {len(records)} runs passed their best epoch; "
         f"{wasted:.1f} minutes were spent after it. Keeping the best-validation weights matters: taking "
         f"the last epoch of **{name}** instead would make its validation perplexity "
-        f"{_rise(worst['last_valid'], worst['best_valid'])} worse. Set `patience` to stop early."
+        f"{worst['last_valid'] / worst['best_valid'] - 1:.1%} worse. `patience` stops such runs early."
     )
 
 
-def _tuning_advice(table: pd.DataFrame) -> str:
-    spread = table["test ppl"].max() / table["test ppl"].min() - 1
-    if spread > TIE:
-        return (
-            f"**Hyperparameter tuning.** The worst run's test perplexity is {spread:.1%} above the best's "
-            "with the same data and budget, so the configuration matters at a fixed budget: tune it on "
-            "validation, report test once."
-        )
-    return (
-        f"**Hyperparameter tuning.** All runs are within {TIE:.0%} of each other: these changes do "
-        "not matter at this budget; tune other settings (size, learning rate) or train longer."
-    )
-
-
-def _baseline(records: list[RunRecord], baseline: str | None) -> RunRecord:
-    return next((r for r in records if r.name == baseline), records[0])
-
-
-def _against(records, baseline, vs) -> str:
-    return "the run each one changes" if vs else f"the baseline **{_baseline(records, baseline).name}**"
-
-
-def _effect(before: float, after: float) -> str:
-    rel = after / before - 1
-    if abs(rel) <= TIE:
-        return f"no measurable effect ({rel:+.1%})".replace("-0.0%", "+0.0%")
-    return f"{-rel:.1%} lower (better)" if rel < 0 else f"{rel:.1%} higher (worse)"
-
-
-def _lower(better: float, worse: float) -> str:
-    """Relative reduction, the one convention for "X% lower" in this module."""
-    return f"{1 - better / worse:.1%}"
-
-
-def _rise(value: float, best: float) -> str:
-    return f"{value / best - 1:.1%}"
+def _base(arms: list[Arm], baseline: str | None) -> Arm:
+    return next((a for a in arms if a.name == baseline), arms[0])

@@ -27,8 +27,8 @@ from markupsafe import Markup
 ASSETS = Path(__file__).resolve().parent / "assets"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURE_CAPTION = (
-    "Train (dashed) and validation (solid) perplexity of every run, per epoch and against "
-    "wall-clock time; ★ marks each run's best epoch."
+    "Train (dashed) and validation (solid: the mean over seeds; band: min–max over seeds) perplexity of "
+    "every arm, per epoch and against wall-clock time; ★ marks each arm's best mean."
 )
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_RENDERER = "assets/embed.js"

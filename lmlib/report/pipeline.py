@@ -1,11 +1,18 @@
 """The report pipeline: run the numbered notebooks with papermill, then render one HTML report.
 
-    params/<profile>.yaml ─► 01_data_prep ─► 02_train_lstm × each run ─► 03_compare_runs
+    params/<profile>.yaml ─► 01_data_prep ─► 02_train_lstm × each arm × each seed ─► 03_compare_runs
                              ─► 04_generation_panel (when present) ─► 05_sweep (when present and the
                              profile has a sweep block) ─► reports/<profile>/report.html
 
 Profiles: `smoke` (the whole pipeline in a few minutes on 2 CPU cores; the tests use it),
 `default` (the main job on the embedded corpus) and `gpu` (full-size runs on a Colab T4).
+
+The training notebooks run `parallel` at a time (the profile's setting), each in its own
+process with cores // parallel torch threads: on 2 cores, two 1-thread runs train these
+small models faster than one 2-thread run after the other (benchmarks/README.md), and the
+thread count is fixed, so a rebuild repeats the same arithmetic. `corpus` (and protocol,
+min_freq) builds the same profile on other data, into reports/<profile>-<corpus>/ with its
+runs in runs/report-<profile>-<corpus>/ (lmlib.report.profiles.load_profile).
 
 Everything is built in reports/<profile>.tmp/ and renamed over reports/<profile>/ only
 when every notebook succeeded, so a failure never replaces a good report; the message
@@ -18,9 +25,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from lmlib import paths
@@ -30,6 +39,7 @@ from lmlib.data.splits import resolve_data
 from lmlib.errors import LMError
 from lmlib.report.browser import CHROMIUM
 from lmlib.report.html import Section, build_report
+from lmlib.report.parallel import run_steps, training_threads
 from lmlib.report.profiles import Profile, load_profile
 from lmlib.report.title import finished_records, summary, title_page, write_summary
 from lmlib.training.runs import read_config
@@ -49,6 +59,7 @@ class Step:
     parameters: dict
     label: str
     title: str | None = None
+    parallel: bool = False  # may run at the same time as its neighbours that may too (training runs)
 
 
 def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: Path | None = None) -> list[Step]:
@@ -56,16 +67,19 @@ def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: P
     data = {"corpus": profile.corpus, "protocol": profile.protocol, "min_freq": profile.min_freq}
     steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": str(prepared_dir)}, "data preparation",
                   "1 · Data preparation")]  # fmt: skip
-    for i, run in enumerate(profile.runs, 1):
+    for i, rep in enumerate(profile.replicates(), 1):
+        seed = {"seed": rep.seed} if rep.seed is not None else {}
         parameters = {
-            "run_name": run.name, "preset": run.preset, "overrides": {**profile.overrides, **run.overrides},
+            "run_name": rep.name, "preset": rep.arm.preset,
+            "overrides": {**profile.overrides, **rep.arm.overrides, **seed},
             "max_minutes": profile.max_minutes, "device": profile.device,
             "prepared_dir": str(prepared_dir), "runs_root": str(runs_root),
         }  # fmt: skip
-        steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{run.name}.ipynb", parameters,
-                          f"training run {run.name!r}", f"2.{i} · Training run “{run.name}”"))  # fmt: skip
-    compare = {"runs_root": str(runs_root), "run_names": [r.name for r in profile.runs],
-               "baseline": profile.baseline, "vs": profile.vs()}  # fmt: skip
+        title = f"2.{i} · Training run “{rep.name}”"
+        steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{rep.name}.ipynb", parameters, f"training run {rep.name!r}",
+                          title, parallel=True))  # fmt: skip
+    compare = {"runs_root": str(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
+               "prepared_dir": str(prepared_dir)}  # fmt: skip
     steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
         steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",
@@ -93,15 +107,22 @@ def run_pipeline(
     notebooks_dir: str | os.PathLike | None = None,
     params_dir: str | os.PathLike | None = None,
     fresh: bool = False,
+    corpus: str | None = None,
+    protocol: str | None = None,
+    min_freq: int | None = None,
+    command: str | None = None,
     log=print,
 ) -> Path:
     """Execute the profile's notebooks and render reports/<profile>/report.html; return its path.
 
     runs_root defaults to runs/report-<profile>, prepared_dir to <runs_root>/_prepared. `fresh`
-    retrains the profile's runs instead of reusing finished ones.
+    retrains the profile's runs instead of reusing finished ones. `corpus`, `protocol`, `min_freq`
+    replace the profile's data (the profile is then named <profile>-<corpus>). `command` is what
+    the title page says built the report (default: the equivalent `python -m lmlib report` line).
     """
     started = time.perf_counter()
-    prof = load_profile(profile, params_dir)
+    prof = load_profile(profile, params_dir, corpus=corpus, protocol=protocol, min_freq=min_freq)
+    command = command or report_command(profile, reports_dir, fresh, corpus, protocol, min_freq)
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
     reports_dir = Path(reports_dir).resolve()
     runs_root = Path(runs_root or paths.runs_dir() / f"report-{prof.name}").resolve()
@@ -111,21 +132,29 @@ def run_pipeline(
     (build / "notebooks").mkdir(parents=True)
     runs_root.mkdir(parents=True, exist_ok=True)
     retire_stale_runs(prof, runs_root, fresh, log)
-    reused = [r.name for r in prof.runs if (runs_root / r.name / "results.json").is_file()]
+    reused = [r.name for r in prof.replicates() if (runs_root / r.name / "results.json").is_file()]
     if reused:
         log(f"reusing finished runs (same config): {', '.join(reused)}; pass fresh=True (--fresh) to retrain")
-    timings = []
     steps = plan(prof, runs_root, prepared_dir, notebooks_dir)
-    for i, step in enumerate(steps, 1):
-        log(f"[{i}/{len(steps)}] {step.notebook} ({step.label}) ...")
-        seconds = execute(step, notebooks_dir, build / "notebooks", target)
-        timings.append((step, seconds))
-        log(f"      done in {seconds:.0f} s")
-    report = render(prof, runs_root, build, timings, time.perf_counter() - started, reused)
+    call = partial(execute, notebooks_dir=notebooks_dir, out_dir=build / "notebooks", target=target)
+    timings = list(zip(steps, run_steps(steps, call, prof.parallel, log)))
+    build_info = {"command": command, "threads": training_threads(prof.parallel), "parallel": prof.parallel}
+    report = render(prof, runs_root, build, timings, time.perf_counter() - started, reused, build_info)
+    if prof.corpus != "austen":  # a report on the user's own corpus quotes it: keep it out of git
+        (build / ".gitignore").write_text(f"# a report on {prof.corpus_title}: it quotes the corpus\n*\n")
     browser_check(report, build / "screenshot.png", log)
     replace_dir(build, target)  # the old report goes only once the new one is complete
     log(f"report: {target / report.name} ({_size(target)}; {time.perf_counter() - started:.0f} s in all)")
     return target / report.name
+
+
+def report_command(profile, reports_dir, fresh, corpus, protocol, min_freq) -> str:
+    """The `python -m lmlib report` line that builds this report."""
+    args = ["python", "-m", "lmlib", "report", "--profile", str(profile)]
+    for flag, value in (("--corpus", corpus), ("--protocol", protocol), ("--min-freq", min_freq)):
+        args += [flag, str(value)] if value is not None else []
+    args += ["--reports-dir", str(reports_dir)] if str(reports_dir) != "reports" else []
+    return shlex.join(args + (["--fresh"] if fresh else []))
 
 
 def execute(step: Step, notebooks_dir: Path, out_dir: Path, target: Path) -> float:
@@ -190,13 +219,16 @@ def failed_cell(executed: Path) -> str:
     return "an unknown cell"
 
 
-def render(prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float, reused=()) -> Path:
+def render(
+    prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float, reused=(), build_info=None
+) -> Path:
     """The title page from the runs' numbers, then every executed notebook as a section; and summary.json."""
     records = finished_records(prof, runs_root)
-    page = title_page(prof, records, timings, wall_seconds, reused)
+    build_info = build_info or {}
+    page = title_page(prof, records, timings, wall_seconds, reused, build_info)
     sections = [Section(build / "notebooks" / step.output, step.title) for step, _ in timings]
     report = build_report(build, page, sections)
-    write_summary(build / "summary.json", summary(prof, records, timings, wall_seconds, reused))
+    write_summary(build / "summary.json", summary(prof, records, timings, wall_seconds, reused, build_info))
     return report
 
 
@@ -226,15 +258,15 @@ def browser_check(report: Path, screenshot: Path, log, chromium: Path = CHROMIUM
 def retire_stale_runs(prof: Profile, runs_root: Path, fresh: bool, log) -> None:
     """Delete this profile's run folders that `fresh` asks to redo or whose config changed in the profile."""
     data = resolve_data(prof.data())  # what notebook 01 will prepare, so `None` compares as what it resolves to
-    for run in prof.runs:
-        folder = runs_root / run.name
+    for rep in prof.replicates():
+        folder = runs_root / rep.name
         if not (folder / "config.json").is_file():
             continue
         if not fresh:
-            changed = differences(read_config(folder)[0], prof.run_config(run, data), ignore=RESUMABLE)
+            changed = differences(read_config(folder)[0], prof.run_config(rep.arm, data, rep.seed), ignore=RESUMABLE)
             if not changed:
                 continue
-            log(f"run {run.name!r}: config changed ({', '.join(changed)}), training it again")
+            log(f"run {rep.name!r}: config changed ({', '.join(changed)}), training it again")
         shutil.rmtree(folder)
 
 

@@ -7,6 +7,15 @@ and overrides, so `{name: awd-256-tied, vs: awd-256, overrides: {tie_weights: tr
 as the one change it is. Every run's config is built and validated on load, and a run that
 does not differ from its `vs` is an error, so a typo fails before anything trains.
 
+A run of the profile is an *arm*: it trains once per seed (`seeds: [1, 2]` for the whole
+profile, or per arm), each seed in its own run directory `<arm>-s<seed>`, so the comparison
+can show the seed-to-seed spread next to each effect. The seed is never "a change" (REPLICATE).
+`parallel: 2` trains two run directories at once (lmlib.report.pipeline).
+
+`load_profile(name, corpus="hpd")` makes the same comparison on another corpus without a
+YAML file: the profile is then named `<name>-<corpus>` (its report and runs go to their
+own folders) and its title names that corpus (`{corpus}` in the YAML title).
+
 An optional `sweep:` block adds notebook 05 to the report: a small hyperparameter study,
 `{space: smoke, trials: 3}` (a file in params/sweeps/ or a path; `storage` and `study` optional).
 """
@@ -24,9 +33,17 @@ from lmlib import paths
 from lmlib.config import REPLICATE, RunConfig, differences
 from lmlib.errors import LMError
 from lmlib.presets import config_for_run
+from lmlib.report.profile_fields import (
+    corpus_title,
+    folder_suffix,
+    read_parallel,
+    read_seeds,
+    read_sweep,
+    title_for,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_RUN_KEYS = {"name", "preset", "overrides", "question", "vs"}
+_RUN_KEYS = {"name", "preset", "overrides", "question", "vs", "seeds"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,19 @@ class RunSpec:
     vs: str = ""  # the run this one modifies (the analysis measures the change against it)
     change: dict = field(default_factory=dict)  # what this run's YAML entry itself sets
     inherits: bool = False  # True: no preset of its own, it starts from its `vs`
+    seeds: tuple[int, ...] | None = None  # its own seeds; None: the profile's
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One training run of an arm: the arm and the seed, in the run directory `name`."""
+
+    arm: RunSpec
+    seed: int | None  # None: the preset's own seed (a profile without `seeds`)
+
+    @property
+    def name(self) -> str:
+        return self.arm.name if self.seed is None else f"{self.arm.name}-s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -58,60 +88,76 @@ class Profile:
     baseline: str = ""
     overrides: dict = field(default_factory=dict)  # applied to every run (a run's own win)
     sweep: dict | None = None  # {space (a file path), trials, storage, study}: notebook 05's study; None: none
+    seeds: tuple[int, ...] | None = None  # every arm trains once per seed; None: once, with the preset's seed
+    parallel: int = 1  # training notebooks executed at once
+    corpus_title: str = ""  # how the text names the corpus ("Jane Austen's novels")
 
     def data(self) -> dict:
         """The profile's DataConfig fields that are set."""
         values = {"corpus": self.corpus, "protocol": self.protocol, "min_freq": self.min_freq}
         return {k: v for k, v in values.items() if v is not None}
 
-    def run_config(self, run: RunSpec, data: dict | None = None) -> RunConfig:
-        """The config `run` trains with: preset, the profile's overrides, the run's, budget, device, data."""
-        return config_for_run(preset=run.preset, overrides={**self.overrides, **run.overrides},
-                              max_minutes=self.max_minutes, device=self.device, data=data or self.data())  # fmt: skip
+    def run_config(self, run: RunSpec, data: dict | None = None, seed: int | None = None) -> RunConfig:
+        """The config `run` trains with: preset, the profile's overrides, the run's, seed, budget, device, data."""
+        overrides = {**self.overrides, **run.overrides, **({"seed": seed} if seed is not None else {})}
+        return config_for_run(preset=run.preset, overrides=overrides, max_minutes=self.max_minutes,
+                              device=self.device, data=data or self.data())  # fmt: skip
+
+    def replicates(self) -> tuple[Replicate, ...]:
+        """Every training run: each arm once per seed, the seeds of an arm side by side."""
+        return tuple(Replicate(run, seed) for run in self.runs for seed in (run.seeds or self.seeds or (None,)))
+
+    def arms(self) -> dict[str, list[str]]:
+        """arm name -> its run directories (one per seed), in the profile's order."""
+        arms: dict[str, list[str]] = {}
+        for rep in self.replicates():
+            arms.setdefault(rep.arm.name, []).append(rep.name)
+        return arms
 
     def vs(self) -> dict[str, str]:
         """run name -> the run it modifies."""
         return {r.name: r.vs for r in self.runs if r.vs}
 
 
-def load_profile(name_or_path: str | os.PathLike, params_dir: Path | None = None) -> Profile:
-    """Read and check params/<name>.yaml (or a YAML path)."""
+def load_profile(
+    name_or_path: str | os.PathLike,
+    params_dir: Path | None = None,
+    *,
+    corpus: str | None = None,
+    protocol: str | None = None,
+    min_freq: int | None = None,
+) -> Profile:
+    """Read and check params/<name>.yaml (or a YAML path); `corpus`, `protocol`, `min_freq` replace its data.
+
+    With another corpus (or protocol, or min_freq) than the YAML's, the profile is named
+    `<name>-<corpus>[-<protocol>][-mf<N>]`, so its report and runs never overwrite the YAML's own.
+    """
     path = _profile_path(name_or_path, Path(params_dir) if params_dir is not None else paths.params_dir())
     raw = _read_yaml(path)
     runs = _resolve_runs(path, raw.get("runs"))
     overrides = raw.get("overrides") or {}
     if not _is_overrides(overrides):
         raise LMError(f"{path}: `overrides` must be a mapping of config fields to values, not {overrides!r}")
+    data = {
+        "corpus": str(raw.get("corpus", "austen")),
+        "protocol": raw.get("protocol"),
+        "min_freq": raw.get("min_freq"),
+    }
+    given = {"corpus": corpus, "protocol": protocol, "min_freq": min_freq}
+    changed = {k: v for k, v in given.items() if v is not None and v != data[k]}
+    data.update(changed)
+    title = str(raw.get("title", "Word-level LSTM language models on {corpus}"))
+    named = corpus_title(data["corpus"])
     profile = Profile(
-        name=path.stem, title=str(raw.get("title", f"Word-level LSTM language models: {path.stem}")),
-        description=str(raw.get("description", "")), corpus=str(raw.get("corpus", "austen")),
-        protocol=raw.get("protocol"), min_freq=raw.get("min_freq"), device=raw.get("device"),
-        max_minutes=raw.get("max_minutes"), runs=runs, baseline=str(raw.get("baseline", "")),
-        overrides=dict(overrides), sweep=_read_sweep(path, raw.get("sweep")),
+        name=path.stem + folder_suffix(changed), title=title_for(title, named, bool(changed)),
+        description=str(raw.get("description", "")).replace("{corpus}", named), **data,
+        device=raw.get("device"), max_minutes=raw.get("max_minutes"), runs=runs,
+        baseline=str(raw.get("baseline", "")), overrides=dict(overrides),
+        seeds=read_seeds(path, "the profile", raw.get("seeds")), parallel=read_parallel(path, raw.get("parallel", 1)),
+        corpus_title=named, sweep=read_sweep(path, raw.get("sweep")),
     )  # fmt: skip
     _check_runs(path, profile)
     return profile
-
-
-_SWEEP_KEYS = {"space", "trials", "storage", "study"}
-
-
-def _read_sweep(path: Path, block) -> dict | None:
-    """The profile's sweep: the space file resolved (params/sweeps/<name>.yaml or a path), trials >= 1."""
-    if block is None:
-        return None
-    if not isinstance(block, dict) or set(block) - _SWEEP_KEYS or "space" not in block:
-        raise LMError(f"{path}: sweep is a mapping with a space and trials (storage, study optional), not {block!r}")
-    trials = block.get("trials", 3)
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise LMError(f"{path}: sweep.trials is the study's number of trials, a whole number >= 1, not {trials!r}")
-    space = Path(str(block["space"]))
-    if space.suffix not in (".yaml", ".yml"):
-        space = path.parent / "sweeps" / f"{space}.yaml"
-    if not space.is_file():
-        raise LMError(f"{path}: sweep.space {block['space']!r} is not a file ({space}): name one in params/sweeps/")
-    return {"space": str(space.resolve()), "trials": trials, "storage": block.get("storage"),
-            "study": str(block.get("study") or path.stem)}  # fmt: skip
 
 
 def _profile_path(name_or_path, params_dir: Path) -> Path:
@@ -181,7 +227,8 @@ def _resolve(path: Path, by_name: dict, name: str, chain: tuple) -> RunSpec:
     else:  # no preset of its own: start from the run it modifies
         parent = _resolve(path, by_name, vs, (*chain, name))
         preset, overrides = parent.preset, {**parent.overrides, **own}
-    return RunSpec(name, preset, overrides, str(entry.get("question", "")), vs, own, inherits="preset" not in entry)
+    seeds = read_seeds(path, f"run {name!r}", entry.get("seeds"))
+    return RunSpec(name, preset, overrides, str(entry.get("question", "")), vs, own, "preset" not in entry, seeds)
 
 
 def _check_runs(path: Path, profile: Profile) -> None:
@@ -197,3 +244,7 @@ def _check_runs(path: Path, profile: Profile) -> None:
             raise LMError(f"{path}, run {run.name!r} trains exactly what {run.vs!r} trains: state what it changes")
     if profile.baseline and profile.baseline not in configs:
         raise LMError(f"{path}: baseline {profile.baseline!r} is not one of the runs")
+    folders = [rep.name for rep in profile.replicates()]
+    clash = sorted({f for f in folders if folders.count(f) > 1})
+    if clash:
+        raise LMError(f"{path}: two runs would train in the same folder {clash}: rename the arm (seeds add -s<seed>)")

@@ -1,8 +1,9 @@
 """The report's first screen and summary.json, from the runs' own files.
 
-The title page states what was run, on which machine and versions, how long it took,
-the headline table, the curves of every run and the written analysis; summary.json holds
-the same numbers for scripts, under the keys results.json uses.
+The title page states what was run, on which corpus, machine and versions, with which
+seeds and the exact command that built it, how long it took, the headline table (one row
+per arm: mean and range over seeds), the curves with their seed bands and the written
+analysis; summary.json holds the same numbers for scripts, under the keys results.json uses.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import subprocess
 from pathlib import Path
 
 from lmlib import __version__, paths
+from lmlib.data.splits import resolve_data
 from lmlib.report.analysis import analysis
-from lmlib.report.compare import RunRecord, comparison_table, load_records, plot_curves
+from lmlib.report.arms import SPREAD, arm_summary, arm_table, group_arms, learning_status, plot_arms
+from lmlib.report.compare import RunRecord, load_records
 from lmlib.report.html import TitlePage
 from lmlib.report.profiles import Profile
 
@@ -27,46 +30,64 @@ SUMMARY_KEYS = ("parameters", "best_epoch", "epochs_run", "train_ppl", "valid_pp
 
 
 def finished_records(prof: Profile, runs_root: Path) -> list[RunRecord]:
-    """The profile's runs that finished, in the profile's order."""
-    names = [r.name for r in prof.runs if (runs_root / r.name / "results.json").is_file()]
+    """The profile's runs (every arm, every seed) that finished, in the profile's order."""
+    names = [r.name for r in prof.replicates() if (runs_root / r.name / "results.json").is_file()]
     return load_records(runs_root, names) if names else []
 
 
-def title_page(prof: Profile, records: list[RunRecord], timings: list, wall_seconds: float, reused) -> TitlePage:
+def title_page(
+    prof: Profile, records: list[RunRecord], timings: list, wall_seconds: float, reused, build_info=None
+) -> TitlePage:
     """The first screen: facts, headline, table, curves, analysis and the profile's questions."""
-    table = comparison_table(records)
+    build_info = build_info or {}
+    arms = group_arms(records, prof.arms(), prof.vs())
+    table = arm_table(arms)
     training = sum(float(r.results.get("wall_seconds", 0)) for r in records)
     reuse_note = f" (reusing finished runs: {', '.join(reused)})" if reused else ""
     facts = {
         "profile": f"{prof.name}: {prof.description}".strip(": "),
-        "corpus": prof.corpus,
+        "corpus": corpus_text(prof),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": build_info.get("command", ""),
         "machine": machine(),
+        "versions": versions(),
+        "seeds": seeds_text(prof, build_info),
+        "reproducibility": reproducibility(records),
         "pipeline wall time": f"{wall_seconds / 60:.1f} minutes{reuse_note}",
         "training time": f"{training / 60:.1f} minutes over {len(records)} runs",
-        "lmlib": f"{__version__} {git_commit()}".strip(),
     }
     table_html = (
         table.reset_index().to_html(classes="comparison", index=False) if records else "<p>No finished runs.</p>"
     )
     return TitlePage(
-        title=prof.title, facts=facts, headline=headline(table), table_html=table_html,
-        figure_png=curves_png(records) if records else None,
-        analysis_md=analysis(records, prof.baseline or None, prof.vs()) if records else "",
+        title=prof.title, facts={k: v for k, v in facts.items() if v}, headline=headline(arms), table_html=table_html,
+        figure_png=curves_png(arms) if records else None,
+        analysis_md=analysis(records, prof.baseline or None, prof.vs(), prof.arms()) if records else "",
         notes_md=questions(prof) + "\n\n" + timings_table(timings),
     )  # fmt: skip
 
 
-def summary(prof: Profile, records: list[RunRecord], timings: list, wall_seconds: float, reused) -> dict:
-    """summary.json: the build's timings and every run's results under results.json's own keys."""
-    runs = [{"run": r.name, "vs": next((s.vs for s in prof.runs if s.name == r.name), "")}
+def summary(
+    prof: Profile, records: list[RunRecord], timings: list, wall_seconds: float, reused, build_info=None
+) -> dict:
+    """summary.json: the build, each arm's mean and range over seeds, and every run's results (results.json's keys)."""
+    arm_of = {name: arm for arm, names in prof.arms().items() for name in names}
+    runs = [{"run": r.name, "arm": arm_of.get(r.name, r.name), "seed": r.config.train.seed,
+             "finished_learning": learning_status(r)["finished"]}
             | {k: r.results.get(k) for k in SUMMARY_KEYS} for r in records]  # fmt: skip
+    arms = arm_summary(group_arms(records, prof.arms(), prof.vs())) if records else None
     return {
         "profile": prof.name,
+        "corpus": prof.corpus,
+        "command": (build_info or {}).get("command"),
+        "versions": versions(),
+        "seeds": {arm: [rep.seed for rep in prof.replicates() if rep.arm.name == arm] for arm in prof.arms()},
+        "spread": SPREAD,
         "wall_seconds": round(wall_seconds, 1),
         "training_seconds": round(sum(float(r.results.get("wall_seconds", 0)) for r in records), 1),
         "reused_runs": list(reused),
         "steps": {step.output: round(seconds, 1) for step, seconds in timings},
+        "arms": [] if arms is None else [{"arm": name, **row} for name, row in arms.round(4).to_dict("index").items()],
         "runs": runs,
     }
 
@@ -75,33 +96,79 @@ def write_summary(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def curves_png(records: list[RunRecord]) -> bytes:
+def curves_png(arms) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plot_curves(records)
+    fig = plot_arms(arms)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
 
 
-def headline(table) -> str:
+def headline(arms) -> str:
     """The one-sentence result for the title page."""
-    if table.empty:
+    if not arms:
         return "No run finished."
-    best = table["valid ppl"].idxmin()
-    row = table.loc[best]
+    best = min(arms, key=lambda a: a.result("valid_ppl").mean)
+    n = len(best.records)
     return (
-        f"Best run: **{best}** — test perplexity **{row['test ppl']:.1f}** (valid {row['valid ppl']:.1f}, "
-        f"best epoch {row['best epoch']}), {row['parameters']:,} parameters, {row['minutes']:.1f} minutes of training."
+        f"Best run: **{best.name}** — test perplexity **{best.result('test_ppl').text()}** "
+        f"(valid {best.result('valid_ppl').text()}; mean and range over {n} seed{'s' if n > 1 else ''}), "
+        f"{int(best.records[0].results['parameters']):,} parameters, "
+        f"{best.result('wall_seconds').mean / 60:.1f} minutes of training each."
+    )
+
+
+def corpus_text(prof: Profile) -> str:
+    """ "Jane Austen's novels (austen; protocol original, min_freq 3)": the data every run read."""
+    data = resolve_data(prof.data())
+    return (
+        f"{prof.corpus_title or prof.corpus} ({prof.corpus}; protocol {data['protocol']}, min_freq {data['min_freq']})"
+    )
+
+
+def versions() -> str:
+    """'Python 3.11.7, torch 2.13.0+cpu, numpy 2.3.1, lmlib 0.2.0 (commit abc1234)'."""
+    import numpy
+    import torch
+
+    lmlib = f"{__version__} {git_commit()}".strip()
+    return f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}, lmlib {lmlib}"
+
+
+def seeds_text(prof: Profile, build_info: dict) -> str:
+    """'1, 2 for every arm; 2 runs at once, 1 torch thread each'."""
+    per_arm = {arm: [r.seed for r in prof.replicates() if r.arm.name == arm] for arm in prof.arms()}
+    distinct = {tuple(s) for s in per_arm.values()}
+    if distinct == {(None,)}:
+        seeds = "each preset's own (one run per arm)"
+    elif len(distinct) == 1:
+        seeds = ", ".join(str(s) for s in distinct.pop()) + " for every arm"
+    else:
+        seeds = "; ".join(f"{arm}: {', '.join(str(x) for x in s)}" for arm, s in per_arm.items())
+    threads, parallel = build_info.get("threads"), build_info.get("parallel", 1)
+    return seeds + (f"; {parallel} runs at once, {threads} torch thread(s) each" if threads else "; one run at a time")
+
+
+def reproducibility(records: list[RunRecord]) -> str:
+    """What a rebuild with the same command repeats, from how the runs ended."""
+    clocked = [r.name for r in records if r.results.get("stopped") == "time_budget"]
+    precisions = sorted({str(r.results.get("resolved_precision")) for r in records})
+    if clocked:
+        return (f"{len(clocked)} run(s) were cut by the time budget ({', '.join(clocked)}): where the clock stops "
+                "depends on the machine's load, so a rebuild gives other numbers for them")  # fmt: skip
+    return (
+        f"every run ended on its epoch limit or early stopping, not the clock, so `--fresh` on this machine "
+        f"repeats the training (precision {', '.join(precisions)}; README: what bf16 changes)"
     )
 
 
 def machine() -> str:
-    """CPU/GPU, cores, what precisions `auto` and `mixed` train in, and the torch version, in one line."""
+    """CPU/GPU, cores and what precisions `auto` and `mixed` train in, in one line (versions: `versions`)."""
     import torch
 
     from lmlib.training.device import cpu_model, resolve_device, resolve_precision
@@ -109,10 +176,7 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     device = resolve_device("auto")
     precision = f"precision auto = {resolve_precision('auto', device)}, mixed = {resolve_precision('mixed', device)}"
-    return (
-        f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, {precision}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
+    return f"{cpu_model()}, {os.cpu_count()} cores, {gpu}, {precision}"
 
 
 def git_commit() -> str:
@@ -133,9 +197,10 @@ def questions(prof: Profile) -> str:
     lines = ["### The runs", ""]
     for run in prof.runs:
         base = f"**{run.vs}** +" if run.inherits else f"preset `{run.preset}`,"
+        base += f" vs **{run.vs}**:" if run.vs and not run.inherits else ""
         change = ", ".join(f"`{k}={v}`" for k, v in run.change.items()) or "no overrides"
         lines.append(f"- **{run.name}**: {base} {change}. {run.question}".rstrip())
-    budget = f"{prof.max_minutes:g} minutes" if prof.max_minutes else "each preset's own"
+    budget = f"at most {prof.max_minutes:g} minutes (a cap)" if prof.max_minutes else "each preset's own"
     common = ", ".join(f"`{k}={v}`" for k, v in prof.overrides.items())
     lines.append(
         f"\nTraining budget per run: {budget}; device: `{prof.device or 'auto'}`"
@@ -146,4 +211,6 @@ def questions(prof: Profile) -> str:
 
 def timings_table(timings: list) -> str:
     rows = "\n".join(f"| {step.output} | {seconds:.0f} |" for step, seconds in timings)
-    return f"### Pipeline steps\n\n| executed notebook | seconds |\n|---|---|\n{rows}"
+    note = "\n\nTraining notebooks ran side by side, so their seconds add up to more than the wall time."
+    parallel = any(getattr(step, "parallel", False) for step, _ in timings)
+    return f"### Pipeline steps\n\n| executed notebook | seconds |\n|---|---|\n{rows}" + (note if parallel else "")
