@@ -35,6 +35,9 @@ class LMOutput:
     log_probs: torch.Tensor | None = None  # (B, T, V) next-word log-probabilities, without targets
     nll: torch.Tensor | None = None  # cross-entropy of the targets: mean, sum, or (B, T) per `reduction`
     penalty: torch.Tensor | float = 0.0  # AR + TAR (§4.6), in training mode only
+    # (B, T, D) the vectors the output layer reads (after output dropout): the cache pointer's
+    # keys and queries (Grave et al. 2016 use the last hidden layer).
+    features: torch.Tensor | None = None
 
     @property
     def loss(self) -> torch.Tensor:
@@ -124,8 +127,9 @@ class LSTMLanguageModel(nn.Module):
             raise LMError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
         out, raw, hidden = self._run(ids, hidden)
         if targets is None:
-            return LMOutput(hidden, log_probs=self._log_probs(out))
-        return LMOutput(hidden, nll=self._nll(out, targets, reduction), penalty=self._penalty(out, raw))
+            return LMOutput(hidden, log_probs=self._log_probs(out), features=out)
+        nll = self._nll(out, targets, reduction)
+        return LMOutput(hidden, nll=nll, penalty=self._penalty(out, raw), features=out)
 
     def _run(self, ids: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
         """(dropped last-layer output (B, T, D), raw last-layer output (B, T, D), new hidden)."""
