@@ -135,10 +135,11 @@ def test_the_smoke_report_runs_from_an_empty_folder(installed, tmp_path):
     report = tmp_path / "reports" / "smoke" / "report.html"
     assert report.is_file(), done.stdout[-2000:]
     html = report.read_text(encoding="utf-8")
-    for name in ("smoke", "smoke-tied"):
+    names = ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2"]  # two arms x seeds 1 and 2
+    for name in names:
         assert name in html and (tmp_path / "runs" / "report-smoke" / name / "results.json").is_file()
     summary = json.loads((report.parent / "summary.json").read_text())
-    assert [run["run"] for run in summary["runs"]] == ["smoke", "smoke-tied"]
+    assert sorted(run["run"] for run in summary["runs"]) == names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "runs"]  # the job's files land here
 
 
