@@ -335,7 +335,11 @@ def test_a_diverging_run_stops_with_the_epoch_and_saves_nothing_misleading(tmp_p
     run = tmp_path / "diverged"
     with pytest.raises(LMError, match=r"training diverged in epoch 1 \(by window \d+\): the training loss reached"):
         train(small(optimizer="sgd", lr=1e6, clip=None), run, progress=False)
-    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == ["config.json", "vocab.json"]
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
+        "casing.json",
+        "config.json",
+        "vocab.json",
+    ]
     proc = lmlib("train", "--preset", "smoke", "--run-dir", tmp_path / "cli", "--set", "optimizer=sgd",
                  "--set", "lr=1e30", "--set", "clip=none", "--set", "subset_tokens=3000", "--json")  # fmt: skip
     assert_one_line_error(proc, "training diverged in epoch 1")
