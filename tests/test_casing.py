@@ -40,8 +40,9 @@ def test_learns_names_titles_and_i_and_keeps_the_lowercase_of_sentence_starts():
 
 
 def test_only_vocabulary_words_are_kept_and_ties_go_to_the_lowercase():
-    forms = learn_casing(["we met Bath and bath and Rome. <EOS> said <UNK>."], ["bath", "<eos>", "<unk>", "said"])
-    assert forms == {}  # "rome" is not in the vocabulary; specials never; Bath/bath tie -> lowercase
+    text = "we met Bath and bath and Rome in Paris. <EOS> said <UNK>."
+    forms = learn_casing([text], ["bath", "<eos>", "<unk>", "said", "paris"])
+    assert forms == {"paris": "Paris"}  # "rome" is not in the vocabulary; specials never; Bath/bath tie -> lowercase
 
 
 def test_surface_forms_line_up_with_the_tokens():

@@ -442,6 +442,10 @@ DAMAGE = {
         lambda run: (run / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}"), "damaged or truncated"),
     "results.json garbage": (lambda run: (run / "results.json").write_text("garbage{"), "results.json is damaged"),
     "results.json a list": (lambda run: (run / "results.json").write_text("[1, 2]"), "results.json is damaged"),
+    "casing.json not UTF-8": (lambda run: (run / "casing.json").write_bytes(b"\xff{}"), "not a valid casing.json"),
+    "casing.json another word": (
+        lambda run: _edit_json(run / "casing.json", lambda c: c["forms"].__setitem__("the", "\x1b[2J")),
+        "not the same word"),
 }  # fmt: skip
 
 
@@ -451,6 +455,8 @@ def test_a_damaged_run_is_a_one_line_error(tiny_run, tmp_path, damage, command):
     doctor, message = DAMAGE[damage]
     if command == "generate" and damage.startswith("results"):
         pytest.skip("generate does not read results.json")
+    if command == "evaluate" and damage.startswith("casing"):
+        pytest.skip("evaluate does not read casing.json (casing never touches ids)")
     run = copy_run(tiny_run, tmp_path / "run")
     doctor(run)
     assert_one_line_error(lmlib(command, "--run-dir", run), message)
