@@ -29,7 +29,7 @@ SMALL = dict(subset_tokens=6000, epochs=2, batch_size=8, bptt=10, emb_dim=16, hi
 TINY_MORE = ["--preset", "smoke", "--set", "subset_tokens=5000", "--set", "epochs=2", "--samples", "0", "--json"]
 
 
-PREPARED_FILES = ("meta.json", "vocab.json", "train.npy", "valid.npy", "test.npy")
+PREPARED_FILES = ("meta.json", "vocab.json", "casing.json", "train.npy", "valid.npy", "test.npy")
 
 
 def small(**overrides):
