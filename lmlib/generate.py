@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from lmlib.data.casing import load_casing
 from lmlib.data.detokenize import detokenize
 from lmlib.data.tokenize import basic_english
 from lmlib.data.vocab import UNK_INDEX, Vocab
@@ -35,6 +36,7 @@ LOG2E = 1 / math.log(2)
 class GeneratedToken:
     token: str
     surprisal: float  # bits: -log2 p(token | context) under the model at temperature 1
+    word: str = ""  # the token in its usual casing ("darcy" -> "Darcy"); "" from look-alike generators
 
 
 @dataclass(frozen=True)
@@ -63,22 +65,40 @@ def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: f
 
 class Generator:
     """A model and its vocabulary, ready to generate. Safe to share between threads:
-    every call keeps its own hidden state and random generator."""
+    every call keeps its own hidden state and random generator.
 
-    def __init__(self, model: LSTMLanguageModel, vocab: Vocab, device: str | torch.device | None = None):
+    `casing` (token -> usual form, data/casing.py) only changes how text is shown, never an id.
+    """
+
+    def __init__(
+        self,
+        model: LSTMLanguageModel,
+        vocab: Vocab,
+        device: str | torch.device | None = None,
+        casing: dict[str, str] | None = None,
+    ):
         if model.vocab_size != len(vocab):
             raise LMError(f"the model has {model.vocab_size} output words but the vocabulary {len(vocab)}")
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.vocab = vocab
+        self.casing = casing
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, device: str = "auto") -> Generator:
         """Load a run's best weights; `auto` takes the GPU when there is one, as training does."""
-        from lmlib.training.runs import load_model
+        from lmlib.training.runs import RunPaths, load_model
 
         model, vocab, _ = load_model(Path(run_dir), device)
-        return cls(model, vocab)
+        return cls(model, vocab, casing=load_casing(RunPaths(Path(run_dir)).casing))
+
+    def word(self, token: str) -> str:
+        """`token` in its usual casing (itself when the run has no casing table)."""
+        return self.casing.get(token, token) if self.casing else token
+
+    def readable(self, prompt: str, tokens: list[str]) -> str:
+        """`readable` with this run's casing."""
+        return readable(prompt, tokens, self.casing)
 
     def prompt_tokens(self, prompt: str) -> list[str]:
         if not isinstance(prompt, str):
@@ -127,7 +147,8 @@ class Generator:
                 index = sample(log_probs, temperature, top_k, top_p, generator)
                 if index == self.vocab.eos_index:
                     return
-                yield GeneratedToken(self.vocab.itos[index], float(-log_probs[index]) * LOG2E)
+                token = self.vocab.itos[index]
+                yield GeneratedToken(token, float(-log_probs[index]) * LOG2E, self.word(token))
                 log_probs, hidden = self._step(index, hidden)  # one token, carried state
 
     def generate(
@@ -143,7 +164,7 @@ class Generator:
         produced = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
         prompt_tokens = self.prompt_tokens(prompt)
         tokens = [t.token for t in produced]
-        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], readable(prompt, tokens))
+        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], self.readable(prompt, tokens))
 
     @torch.inference_mode()
     def next_word_distribution(self, prompt: str, k: int = 10) -> list[tuple[str, float]]:
@@ -155,9 +176,13 @@ class Generator:
         return [(self.vocab.itos[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
 
 
-def readable(prompt: str, tokens: list[str]) -> str:
-    """The prompt (read as the model reads it) and its continuation as one readable text."""
-    return detokenize(basic_english(prompt) + list(tokens))
+def readable(prompt: str, tokens: list[str], casing: dict[str, str] | None = None) -> str:
+    """The prompt (read as the model reads it) and its continuation as one readable text.
+
+    With the run's `casing` the words take their usual form, the prompt's too: "mr. darcy" reads
+    "Mr. Darcy", as the model read it (lowercase), shown as the corpus writes it.
+    """
+    return detokenize(basic_english(prompt) + list(tokens), casing)
 
 
 class _OneDNNOff:

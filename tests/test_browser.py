@@ -151,3 +151,32 @@ def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch, tmp_path):
     monkeypatch.setenv("LMLIB_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="LMLIB_REQUIRE_BROWSER=1"):
         lm_fixtures.require_browser()
+
+
+class CasedWords:
+    """A look-alike generator: fixed tokens and a casing table, so the page's words are known."""
+
+    casing = {"darcy": "Darcy", "mr": "Mr"}
+    vocab = None
+
+    def stream(self, prompt, **keywords):
+        from lmlib.generate import GeneratedToken
+
+        for token in ["and", "mr", ".", "darcy", "smiled", "."]:
+            yield GeneratedToken(token, 2.0, self.casing.get(token, token))
+
+
+def test_flask_page_shows_words_in_the_runs_casing(page):
+    from playwright.sync_api import expect
+
+    with serving(create_app(CasedWords(), name="cased")) as url:
+        page.goto(url)
+        page.locator("#prompt").fill("elizabeth said")
+        generate_on_page(page)
+        expect(page.locator("#info")).to_contain_text("6 words in")
+        assert page.locator("#output").inner_text() == "Elizabeth said and Mr. Darcy smiled."
+        page.locator("#advanced summary").click()
+        page.locator("#colour").check()  # the word-by-word view shows each streamed word as the run writes it
+        generate_on_page(page)
+        expect(page.locator("#info")).to_contain_text("6 words in")
+        assert page.locator("#output .token").all_inner_texts() == ["and", "Mr", ".", "Darcy", "smiled", "."]

@@ -194,3 +194,18 @@ def test_panel_for_runs_loads_the_model_once(tiny_run):
     panel.random_seed.value, panel.length.value = False, 10
     panel.generate_button.click()
     assert 1 <= len(panel.tokens) <= 10 and panel.text.lower().startswith("it is a truth")
+
+
+def test_panel_for_runs_shows_words_in_the_runs_casing(tiny_run, generator):
+    panel = panel_for_runs([tiny_run], background=False)
+    panel.prompt.value = "mr. darcy said"
+    labels = re.findall(r'overflow:hidden">([^<]*)</span>', panel.distribution.value)
+    top = generator.next_word_distribution("mr. darcy said", k=10)
+    assert labels == [html.escape(generator.word(token)) for token, _ in top]  # the chart's labels, cased
+    panel.random_seed.value, panel.length.value = False, 20
+    panel.generate_button.click()
+    assert panel.text.startswith("Mr. Darcy said") and panel.text == generator.readable("mr. darcy said", panel.tokens)
+    assert panel.words == [generator.word(token) for token in panel.tokens]  # tokens stay the model's
+    panel.colour.value = True
+    shown = re.findall(r'bits" style="[^"]*">([^<]*)</span>', panel.output.value)
+    assert shown == [html.escape(word) for word in panel.words]

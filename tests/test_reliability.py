@@ -29,7 +29,7 @@ SMALL = dict(subset_tokens=6000, epochs=2, batch_size=8, bptt=10, emb_dim=16, hi
 TINY_MORE = ["--preset", "smoke", "--set", "subset_tokens=5000", "--set", "epochs=2", "--samples", "0", "--json"]
 
 
-PREPARED_FILES = ("meta.json", "vocab.json", "train.npy", "valid.npy", "test.npy")
+PREPARED_FILES = ("meta.json", "vocab.json", "casing.json", "train.npy", "valid.npy", "test.npy")
 
 
 def small(**overrides):
@@ -335,7 +335,11 @@ def test_a_diverging_run_stops_with_the_epoch_and_saves_nothing_misleading(tmp_p
     run = tmp_path / "diverged"
     with pytest.raises(LMError, match=r"training diverged in epoch 1 \(by window \d+\): the training loss reached"):
         train(small(optimizer="sgd", lr=1e6, clip=None), run, progress=False)
-    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == ["config.json", "vocab.json"]
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
+        "casing.json",
+        "config.json",
+        "vocab.json",
+    ]
     proc = lmlib("train", "--preset", "smoke", "--run-dir", tmp_path / "cli", "--set", "optimizer=sgd",
                  "--set", "lr=1e30", "--set", "clip=none", "--set", "subset_tokens=3000", "--json")  # fmt: skip
     assert_one_line_error(proc, "training diverged in epoch 1")
@@ -438,6 +442,10 @@ DAMAGE = {
         lambda run: (run / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}"), "damaged or truncated"),
     "results.json garbage": (lambda run: (run / "results.json").write_text("garbage{"), "results.json is damaged"),
     "results.json a list": (lambda run: (run / "results.json").write_text("[1, 2]"), "results.json is damaged"),
+    "casing.json not UTF-8": (lambda run: (run / "casing.json").write_bytes(b"\xff{}"), "not a valid casing.json"),
+    "casing.json another word": (
+        lambda run: _edit_json(run / "casing.json", lambda c: c["forms"].__setitem__("the", "\x1b[2J")),
+        "not the same word"),
 }  # fmt: skip
 
 
@@ -447,6 +455,8 @@ def test_a_damaged_run_is_a_one_line_error(tiny_run, tmp_path, damage, command):
     doctor, message = DAMAGE[damage]
     if command == "generate" and damage.startswith("results"):
         pytest.skip("generate does not read results.json")
+    if command == "evaluate" and damage.startswith("casing"):
+        pytest.skip("evaluate does not read casing.json (casing never touches ids)")
     run = copy_run(tiny_run, tmp_path / "run")
     doctor(run)
     assert_one_line_error(lmlib(command, "--run-dir", run), message)

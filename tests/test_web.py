@@ -496,7 +496,9 @@ def test_handlers_are_module_level_functions_and_create_app_only_wires(client):
 
 def test_summary_builds_the_text_with_readable_only(monkeypatch):
     calls = []
-    monkeypatch.setattr(sys.modules[web.summary.__module__], "readable", lambda p, t: calls.append((p, t)) or "R")
+    monkeypatch.setattr(
+        sys.modules[web.summary.__module__], "readable", lambda p, t, c=None: calls.append((p, t)) or "R"
+    )
     request = parse_request(b'{"prompt": "Mr. Darcy\'s  house", "seed": 1}', Limits())
     body = web.summary(request, ["was", "large"], [1.0, 2.0], "length", 0.0)
     assert body["generated_text"] == "R" and ("Mr. Darcy's  house", ["was", "large"]) in calls
@@ -608,3 +610,16 @@ def test_the_page_files_are_packaged():
     for path in STATIC.iterdir():
         name = path.relative_to(STATIC).as_posix()
         assert any(fnmatch.fnmatch(name, p) for p in patterns.get("lmlib.apps.static", [])), f"{name} not packaged"
+
+
+def test_the_texts_and_streamed_words_show_the_runs_casing(client, generator):
+    payload = {"prompt": "mr. darcy said", "max_new_tokens": 15, "seed": 3}
+    body = post(client, payload).get_json()
+    assert body["generated_text"].startswith("Mr. Darcy said")
+    assert body["generated_text"] == generator.readable("mr. darcy said", body["tokens"])
+    assert body["continuation"] == generator.readable("", body["tokens"])
+    pairs = events(post(client, payload, "/generate/stream"))
+    streamed = [data for kind, data in pairs if kind == "token"]
+    assert [data["token"] for data in streamed] == body["tokens"]  # the model's tokens, as before
+    assert [data["word"] for data in streamed] == [generator.word(data["token"]) for data in streamed]
+    assert pairs[-1][1]["generated_text"] == body["generated_text"]

@@ -65,7 +65,7 @@ class GenerationPanel:
         next_words: Callable,
         *,
         runs: Sequence[str] = ("model",),
-        readable: Callable[[str, list[str]], str] | None = None,
+        readable: Callable[[str, str, list[str]], str] | None = None,
         background: bool = True,
     ):
         self._stream, self._next_words, self._readable = stream, next_words, readable
@@ -73,6 +73,7 @@ class GenerationPanel:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.tokens: list[str] = []
+        self.words: list[str] = []  # the tokens as shown: in their usual casing when the run has a table
         self.surprisals: list[float] = []
         self.text = ""
         self._prompt = ""  # the prompt of the shown generation (the box may have changed since)
@@ -157,7 +158,7 @@ class GenerationPanel:
             seed=seed,
         )
         self._stop.clear()
-        self.tokens, self.surprisals, self.text, self._prompt = [], [], "", self.prompt.value
+        self.tokens, self.words, self.surprisals, self.text, self._prompt = [], [], [], "", self.prompt.value
         self.generate_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "generating…"
         self._thread = threading.Thread(
@@ -182,9 +183,10 @@ class GenerationPanel:
                     how = "stopped"
                     break
                 self.tokens.append(item.token)
+                self.words.append(getattr(item, "word", "") or item.token)
                 self.surprisals.append(float(item.surprisal))
                 self._render(final=False)
-            self.text = self._detokenize_all(prompt)
+            self.text = self._detokenize_all(run, prompt)
             self.status.value = (
                 f"{how}: {len(self.tokens)} words, temperature {keywords['temperature']:.2f}, seed {keywords['seed']}"
             )
@@ -195,18 +197,18 @@ class GenerationPanel:
             self._render(final=True)
             self.generate_button.disabled, self.stop_button.disabled = False, True
 
-    def _detokenize_all(self, prompt: str) -> str:
+    def _detokenize_all(self, run: str, prompt: str) -> str:
         if self._readable is None:
-            return prompt + " " + " ".join(self.tokens)
-        return self._readable(prompt, self.tokens)
+            return prompt + " " + " ".join(self.words)
+        return self._readable(run, prompt, self.tokens)
 
     def _render(self, final: bool) -> None:
         if self.colour.value:
-            self.output.value = tokens_html(self._prompt, self.tokens, self.surprisals)
+            self.output.value = tokens_html(self._prompt, self.words, self.surprisals)
         elif final and self.text:
             self.output.value = f'<div class="lm-output">{html.escape(self.text)}</div>'
         else:
-            self.output.value = tokens_html(self._prompt, self.tokens)
+            self.output.value = tokens_html(self._prompt, self.words)
 
 
 def choose_runs(runs_root: str | Path = "runs", run_name: str = "") -> list[Path]:
@@ -254,7 +256,7 @@ def panel_for_runs(run_dirs: Sequence[str | Path], device: str = "auto", **optio
 
     `device` follows training's rule: `auto` is the GPU when there is one (a Colab T4), else the CPU.
     """
-    from lmlib.generate import Generator, readable
+    from lmlib.generate import Generator
 
     paths = {Path(d).name: Path(d) for d in run_dirs}
     loaded: dict[str, object] = {}
@@ -269,8 +271,11 @@ def panel_for_runs(run_dirs: Sequence[str | Path], device: str = "auto", **optio
     def stream(run, prompt, **keywords):
         return generator(run).stream(prompt, **keywords)
 
-    def next_words(run, prompt, k):
-        return generator(run).next_word_distribution(prompt, k=k)
+    def next_words(run, prompt, k):  # the chart's labels in the run's casing
+        return [(generator(run).word(token), p) for token, p in generator(run).next_word_distribution(prompt, k=k)]
+
+    def readable(run, prompt, tokens):
+        return generator(run).readable(prompt, tokens)
 
     panel = GenerationPanel(stream, next_words, runs=list(paths), readable=readable, **options)
     panel.show_distribution()

@@ -94,6 +94,11 @@ def _state() -> WebState:
     return current_app.extensions["lmlib.web"]
 
 
+def _casing(state: WebState) -> dict | None:
+    """The run's casing table, for showing words (a look-alike generator may have none)."""
+    return getattr(state.generator, "casing", None)
+
+
 def _error(message: str, status: int = 400):
     return jsonify(error=message), status
 
@@ -173,7 +178,7 @@ def generate():
         tokens, surprisals, stopped = collect(run_bounded(state.generator, req, state.limits, gone))
     finally:
         release()
-    return jsonify(summary(req, tokens, surprisals, stopped, started))
+    return jsonify(summary(req, tokens, surprisals, stopped, started, _casing(state)))
 
 
 @bp.post("/generate/stream")
@@ -187,7 +192,7 @@ def generate_stream():
         release()
         raise
     response = Response(
-        events(first, items, req, started),
+        events(first, items, req, started, _casing(state)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -45,11 +45,16 @@ def collect(items) -> tuple[list[str], list[float], str]:
     return tokens, surprisals, stopped
 
 
-def summary(request: GenerationRequest, tokens: list, surprisals: list, stopped: str, started: float) -> dict:
-    """The JSON answer: the original's `generated_text` plus the tokens and how it ended."""
+def summary(
+    request: GenerationRequest, tokens: list, surprisals: list, stopped: str, started: float, casing: dict | None = None
+) -> dict:
+    """The JSON answer: the original's `generated_text` plus the tokens and how it ended.
+
+    The texts show words in the run's `casing` (the original study's were lowercase); `tokens` stay the model's.
+    """
     return {
-        "generated_text": readable(request.prompt, tokens),
-        "continuation": readable("", tokens),
+        "generated_text": readable(request.prompt, tokens, casing),
+        "continuation": readable("", tokens, casing),
         "tokens": tokens,
         "surprisals": [round(s, 3) for s in surprisals],
         "seed": request.seed,
@@ -58,8 +63,9 @@ def summary(request: GenerationRequest, tokens: list, surprisals: list, stopped:
     }
 
 
-def events(first, items, request: GenerationRequest, started: float) -> Iterator[str]:
-    """Server-sent events: one `token` per word, then `done` (the summary) or `error`."""
+def events(first, items, request: GenerationRequest, started: float, casing: dict | None = None) -> Iterator[str]:
+    """Server-sent events: one `token` per word (and `word`, its usual casing), then `done` or `error`."""
+    forms = casing or {}
     tokens, surprisals, stopped = [], [], "eos"
     try:
         for item in _chain(first, items):
@@ -68,8 +74,9 @@ def events(first, items, request: GenerationRequest, started: float) -> Iterator
                 continue
             tokens.append(item[0])
             surprisals.append(item[1])
-            yield _event("token", {"token": item[0], "surprisal": round(item[1], 3)})
-        yield _event("done", summary(request, tokens, surprisals, stopped, started))
+            word = forms.get(item[0], item[0])
+            yield _event("token", {"token": item[0], "word": word, "surprisal": round(item[1], 3)})
+        yield _event("done", summary(request, tokens, surprisals, stopped, started, casing))
     except ClientGone:
         return  # nobody is listening; the server closes the response, which frees the slot
     except LMError as err:

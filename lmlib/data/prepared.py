@@ -1,4 +1,7 @@
-"""Prepared data on disk: a folder with vocab.json, {train,valid,test}.npy and meta.json."""
+"""Prepared data on disk: a folder with vocab.json, {train,valid,test}.npy, meta.json and casing.json.
+
+casing.json (data/casing.py) is absent for pre-split corpora and for folders prepared before it existed.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from lmlib.atomic import atomic_dir, check_replaceable
+from lmlib.data.casing import load_casing, save_casing
 from lmlib.data.corpus import SPLIT_NAMES
 from lmlib.data.splits import Prepared
 from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 
-PREPARED_FILES = ("meta.json", "vocab.json", *(f"{split}.npy" for split in SPLIT_NAMES))
+PREPARED_FILES = ("meta.json", "vocab.json", "casing.json", *(f"{split}.npy" for split in SPLIT_NAMES))
 
 
 def check_prepared_target(folder: str | os.PathLike, force: bool = False) -> None:
@@ -46,6 +50,8 @@ def save_prepared(prepared: Prepared, folder: str | os.PathLike, force: bool = F
     check_prepared_target(folder, force)
     with atomic_dir(folder) as tmp:
         prepared.vocab.save(tmp / "vocab.json")
+        if prepared.casing is not None:
+            save_casing(tmp / "casing.json", prepared.casing)
         for split in SPLIT_NAMES:
             np.save(tmp / f"{split}.npy", prepared.splits[split].astype(np.int32), allow_pickle=False)
         meta = {
@@ -79,4 +85,5 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
         meta["split_tokens"],
         meta["split_types"],
         meta["book_tokens"],
+        load_casing(folder / "casing.json"),
     )

@@ -15,11 +15,12 @@ On the Harry Potter books: N = 1,323,714; 926,599 / 198,557 / 198,558; vocabular
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lmlib.config import PROTOCOLS
+from lmlib.data.casing import learn_casing
 from lmlib.data.corpus import SPLIT_NAMES, Corpus, is_presplit
 from lmlib.data.tokenize import basic_english, whitespace_lines
 from lmlib.data.vocab import EOS, Vocab, check_min_freq
@@ -38,6 +39,7 @@ class Prepared:
     split_tokens: dict[str, int]  # tokens per split as the original table counts them
     split_types: dict[str, int]  # distinct tokens per split (before the vocabulary cut)
     book_tokens: dict[str, int]  # tokens per document (raw corpora), in reading order
+    casing: dict[str, str] | None = None  # token -> usual surface form (data/casing.py); None: not learnt
 
     def data_config(self) -> dict:
         """The DataConfig fields this data was prepared with (for a run's config)."""
@@ -84,7 +86,9 @@ def prepare(corpus: Corpus, protocol: str | None = None, min_freq: int | None = 
         everything = [token for tokens in books.values() for token in tokens]
         token_lists = split_contiguous(everything)
         vocab_source = everything if protocol == "original" else token_lists["train"]
-    return _finish(corpus, protocol, min_freq, token_lists, vocab_source, book_tokens, append_eos=True)
+    prepared = _finish(corpus, protocol, min_freq, token_lists, vocab_source, book_tokens, append_eos=True)
+    # From the whole raw text, whatever the protocol: casing only changes how text is shown, never an id.
+    return replace(prepared, casing=learn_casing((doc.text for doc in corpus.documents), prepared.vocab.itos))
 
 
 def split_contiguous(tokens: list[str]) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ _BASIC_ENGLISH_RULES = [
     (re.compile(r"\'"), " '  "),
     (re.compile(r"\""), ""),
     (re.compile(r"\."), " . "),
-    (re.compile(r"<br \/>"), " "),
+    (re.compile(r"<br \/>", re.IGNORECASE), " "),  # the same after lowercasing; also for lowercase=False
     (re.compile(r","), " , "),
     (re.compile(r"\("), " ( "),
     (re.compile(r"\)"), " ) "),
@@ -27,9 +27,13 @@ _BASIC_ENGLISH_RULES = [
 ]
 
 
-def basic_english(text: str) -> list[str]:
-    """Split `text` into tokens exactly as torchtext's `basic_english` tokenizer does."""
-    text = text.lower()
+def basic_english(text: str, lowercase: bool = True) -> list[str]:
+    """Split `text` into tokens exactly as torchtext's `basic_english` tokenizer does.
+
+    `lowercase=False` gives the same tokens as the text writes them (data/casing.py learns from them).
+    """
+    if lowercase:
+        text = text.lower()
     for pattern, replacement in _BASIC_ENGLISH_RULES:
         text = pattern.sub(replacement, text)
     return text.split()

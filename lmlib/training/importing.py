@@ -11,7 +11,8 @@ The weights are read with `torch.load(weights_only=True)`, which unpickles tenso
 containers only and refuses anything that would run code. The run directory gets what
 training writes (config.json, vocab.json, model.safetensors, results.json), so generate, serve,
 evaluate and the panel use it like any run; results.json says it was imported, and holds
-perplexities only when a corpus was given to measure them on.
+perplexities only when a corpus was given to measure them on. With a raw corpus, the run also
+gets casing.json (data/casing.py) learnt from it, so its text shows "Harry", not "harry".
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 from lmlib import __version__
 from lmlib.atomic import atomic_dir, write_json
 from lmlib.config import RunConfig
+from lmlib.data.casing import learn_casing, save_casing
+from lmlib.data.corpus import load_corpus
 from lmlib.data.vocab import EOS, UNK, Vocab
 from lmlib.errors import LMError
 from lmlib.model.lstm import LSTMLanguageModel, count_parameters
@@ -182,8 +185,16 @@ def import_original(
         save_tensors(paths.model, model_tensors(model), {"imported_from": str(state_dict)})
         if corpus is not None:
             results |= _measure(tmp, corpus, device)
+            _learn_casing(paths, corpus, words)
         write_json(paths.results, {**results, "imported": True})
     return {**results, "imported": True, "specials_moved": info["specials_moved"], "run_dir": str(run_dir)}
+
+
+def _learn_casing(paths: RunPaths, corpus: str, vocab: Vocab) -> None:
+    """casing.json from the raw corpus (a pre-split one is tokenized as written: nothing to learn)."""
+    loaded = load_corpus(corpus)
+    if not loaded.presplit:
+        save_casing(paths.casing, learn_casing((doc.text for doc in loaded.documents), vocab.itos))
 
 
 def _measure(run_dir: Path, corpus: str, device: str) -> dict:

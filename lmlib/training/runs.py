@@ -5,6 +5,7 @@
                           at its start (resolved_device, resolved_precision, corpus, protocol,
                           min_freq, vocab_size, split_tokens, parameters, torch, lmlib)}
       vocab.json         the vocabulary (ids of the model's rows)
+      casing.json        each word's usual casing, for showing text (data/casing.py; absent in older runs)
       model.safetensors  best-validation weights
       last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
       metrics.csv        one row per epoch (METRIC_COLUMNS), appended as it happens
@@ -72,6 +73,10 @@ class RunPaths:
         return self.root / "vocab.json"
 
     @property
+    def casing(self) -> Path:
+        return self.root / "casing.json"
+
+    @property
     def model(self) -> Path:
         return self.root / "model.safetensors"
 
@@ -89,7 +94,7 @@ class RunPaths:
 
     def files(self) -> tuple[Path, ...]:
         """Every file a run writes (what starting over deletes)."""
-        return (self.config, self.vocab, self.model, self.last, self.metrics, self.results)
+        return (self.config, self.vocab, self.casing, self.model, self.last, self.metrics, self.results)
 
 
 def write_config(paths: RunPaths, config: RunConfig, run: dict) -> None:

@@ -20,6 +20,7 @@ import torch
 from lmlib import __version__
 from lmlib.config import RESUMABLE, RunConfig, differences
 from lmlib.data.batching import batch_splits
+from lmlib.data.casing import save_casing
 from lmlib.data.corpus import load_corpus
 from lmlib.data.splits import Prepared, prepare
 from lmlib.errors import LMError
@@ -106,6 +107,8 @@ def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, 
         paths.root.mkdir(parents=True, exist_ok=True)
         write_config(paths, config, describe_run(prepared, model, device, precision))
         prepared.vocab.save(paths.vocab)
+        if prepared.casing is not None:
+            save_casing(paths.casing, prepared.casing)
     return session
 
 

@@ -38,10 +38,10 @@ function surpriseColour(bits) {
   return `rgba(220, 40, 20, ${alpha.toFixed(3)})`;
 }
 
-function appendToken(token, surprisal) {
+function appendToken(word, surprisal) {
   const span = document.createElement("span");
   span.className = "token";
-  span.textContent = token;
+  span.textContent = word;
   span.title = `${surprisal.toFixed(1)} bits`;
   if ($("colour").checked) span.style.backgroundColor = surpriseColour(surprisal);
   $("output").append(" ", span);
@@ -64,7 +64,8 @@ function handleEvent(block) {
   }
   if (!data) return;
   const payload = JSON.parse(data);
-  if (kind === "token") appendToken(payload.token, payload.surprisal);
+  // `word` is the token in its usual casing ("Darcy"); servers before casing sent only `token`.
+  if (kind === "token") appendToken(payload.word ?? payload.token, payload.surprisal);
   else if (kind === "done") finish(payload);
   else if (kind === "error") showError(payload.error);
 }
