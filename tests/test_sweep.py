@@ -208,9 +208,10 @@ def _storage_url(kind: str, tmp_path: Path, request) -> str:
 
 
 def _worker(tmp_path: Path, space: Path, url: str, trials: int):
+    # heartbeat 2 s, stale after 12 s: a loaded CI machine can delay a live worker's beat by seconds
     command = [sys.executable, "-m", "lmlib", "sweep", "--study", "pair", "--space", str(space),
                "--trials", str(trials), "--storage", url, "--runs-root", str(tmp_path / "runs"),
-               "--heartbeat", "1", "--grace", "3"]  # fmt: skip
+               "--heartbeat", "2", "--grace", "12"]  # fmt: skip
     return launch(command, cwd=tmp_path)
 
 
@@ -246,7 +247,7 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_pat
     finally:
         stop(survivor)
         stop(victim)
-    trials = optuna.load_study(study_name="pair", storage=open_storage(url, heartbeat=1, grace=3)).get_trials()
+    trials = optuna.load_study(study_name="pair", storage=open_storage(url, heartbeat=2, grace=12)).get_trials()
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     failed = [t.number for t in trials if t.state.name == "FAIL" and not t.user_attrs.get("surplus")]
     assert len(finished) == total, [(t.number, t.state.name) for t in trials]  # exactly the requested number
@@ -263,7 +264,7 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_pat
 def _wait_for_study(url: str, deadline: float):
     while time.monotonic() < deadline:
         try:
-            return optuna.load_study(study_name="pair", storage=open_storage(url, heartbeat=1, grace=3))
+            return optuna.load_study(study_name="pair", storage=open_storage(url, heartbeat=2, grace=12))
         except KeyError:  # not created yet
             time.sleep(0.2)
     raise AssertionError("no worker created the study")
