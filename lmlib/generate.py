@@ -22,7 +22,7 @@ from lmlib.data.detokenize import detokenize
 from lmlib.data.tokenize import basic_english
 from lmlib.data.vocab import UNK_INDEX, Vocab
 from lmlib.errors import LMError
-from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.model.build import LanguageModel
 
 MAX_NEW_TOKENS = 1000  # the library's cap on one generation
 # The interactive front-ends' default cap (the panel's length slider, the web app's limit, the
@@ -65,7 +65,7 @@ class Generator:
     """A model and its vocabulary, ready to generate. Safe to share between threads:
     every call keeps its own hidden state and random generator."""
 
-    def __init__(self, model: LSTMLanguageModel, vocab: Vocab, device: str | torch.device | None = None):
+    def __init__(self, model: LanguageModel, vocab: Vocab, device: str | torch.device | None = None):
         if model.vocab_size != len(vocab):
             raise LMError(f"the model has {model.vocab_size} output words but the vocabulary {len(vocab)}")
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
