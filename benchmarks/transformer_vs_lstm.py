@@ -36,9 +36,9 @@ from lmlib.training.runs import load_model, read_config
 ARMS = ("cpu", "transformer")  # preset names: the LSTM, then the Transformer
 
 
-def run_one(name: str, minutes: float, run_dir: Path, prepared) -> dict:
+def run_one(name: str, minutes: float, run_dir: Path, prepared, subset_tokens: int | None = None) -> dict:
     """Train one preset for `minutes`; return its results, evaluation speed and what the machine did."""
-    config = get_preset(name, max_minutes=minutes, checkpoint_minutes=None)
+    config = get_preset(name, max_minutes=minutes, checkpoint_minutes=None, subset_tokens=subset_tokens)
     load_before, cpu_before = os.getloadavg(), resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     results = train(config, run_dir, prepared=prepared, progress=False)
@@ -85,13 +85,16 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each run (the presets' 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both runs")
+    parser.add_argument("--subset-tokens", type=int, default=0, help="use only the first N tokens of each split")
     parser.add_argument("--runs-dir", default="", help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--out", default=str(common.RESULTS), help="folder for the JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     prepared = prepare(load_corpus("austen"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.runs_dir or tmp)
-        runs = {name: run_one(name, args.minutes, root / f"tvl-{name}", prepared) for name in ARMS}
+        subset = args.subset_tokens or None
+        runs = {name: run_one(name, args.minutes, root / f"tvl-{name}", prepared, subset) for name in ARMS}
     rows = table(runs)
     lstm, transformer = rows
     gap = transformer["parameters"] / lstm["parameters"] - 1
@@ -101,6 +104,7 @@ def main(argv=None) -> dict:
     print(f"parameters differ by {100 * gap:+.1f}%; lower test perplexity: {winner}")
     payload = {"minutes": args.minutes, "threads": torch.get_num_threads(), "vocab_size": len(prepared.vocab),
                "rows": rows, "parameter_gap": gap, "winner": winner, "runs": runs}  # fmt: skip
+    common.RESULTS = Path(args.out)
     path = common.write_result("transformer_vs_lstm", payload)
     print(f"wrote {path}")
     return payload

@@ -89,9 +89,9 @@ class ModelConfig:
             check_int(name, getattr(self, name), minimum=1)
         check_int("num_layers", self.num_layers, minimum=1, maximum=MAX_LAYERS)
         if (n := recurrent_parameters(self)) > MAX_PARAMETERS:
-            sizes = f"emb_dim {self.emb_dim}, hid_dim {self.hid_dim}, num_layers {self.num_layers}"
-            what = "Transformer block" if self.arch == "transformer" else "LSTM"
-            raise LMError(f"{sizes}: {n:,} {what} parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes")
+            sizes = f"emb_dim {self.emb_dim}, hid_dim {self.hid_dim}, num_layers {self.num_layers}: {n:,}"
+            what = "Transformer" if self.arch == "transformer" else "LSTM"
+            raise LMError(f"{sizes} {what} parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes")
         check_choice("init", self.init, INITS)
         for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embedding", "weight_drop"):
             check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
