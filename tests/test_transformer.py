@@ -178,3 +178,19 @@ def test_a_run_of_each_arch_loads_and_generates(tmp_path, arch):
     first = generator.generate("she was", max_new_tokens=30, seed=3)
     assert first == generator.generate("she was", max_new_tokens=30, seed=3)  # seeded: repeatable
     assert first.tokens and len(first.surprisals) == len(first.tokens)
+
+
+def test_two_ddp_ranks_train_the_transformer_one_process_trains(tmp_path, monkeypatch):
+    """tests/test_distributed.py's check with arch=transformer: its carried context is sharded and gathered
+    by rows like the LSTM's (h, c), so two ranks learn the weights and metrics of one process."""
+    import test_distributed as ddp
+
+    fields = {**ddp.FIELDS, "arch": "transformer", "n_heads": 2, "context": 10}
+    monkeypatch.setattr(ddp, "FIELDS", fields)  # what its torchrun command line sets
+    train(get_preset("smoke", **fields), tmp_path / "one", progress=False)
+    ddp.run_torchrun(2, tmp_path / "two")
+    one, two = ddp.weights(tmp_path / "one"), ddp.weights(tmp_path / "two")
+    assert one.keys() == two.keys() and "model/position.weight" in one
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-4, msg=name)
+    pd.testing.assert_frame_equal(ddp.metrics(tmp_path / "two"), ddp.metrics(tmp_path / "one"), rtol=1e-5)
