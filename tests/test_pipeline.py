@@ -70,15 +70,18 @@ def test_plan_runs_02_once_per_arm_and_seed_and_04_only_when_present(tmp_path, f
     profile = load_profile("smoke")
     steps = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)
     names = [s.notebook for s in steps]
-    runs = len(profile.runs) * len(profile.seeds)
+    runs = sum(len(r.seeds or profile.seeds) for r in profile.runs)  # the Transformer arm has one seed
     assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * runs + ["03_compare_runs.ipynb"]
-    assert [s.parameters["run_name"] for s in steps[1:-1]] == ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2"]
-    assert [s.parameters["overrides"]["seed"] for s in steps[1:-1]] == [1, 2, 1, 2]
+    assert [s.parameters["run_name"] for s in steps[1:-1]] == ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2",
+                                                                "smoke-transformer-s1"]  # fmt: skip
+    assert [s.parameters["overrides"]["seed"] for s in steps[1:-1]] == [1, 2, 1, 2, 1]
+    assert steps[5].parameters["overrides"] == {"arch": "transformer", "context": 20, "seed": 1}
     assert steps[3].parameters["overrides"] == {"tie_weights": True, "seed": 1}
     assert all(s.parallel for s in steps[1:-1]) and not steps[0].parallel and not steps[-1].parallel
     assert steps[-1].parameters["arms"] == {
         "smoke": ["smoke-s1", "smoke-s2"],
         "smoke-tied": ["smoke-tied-s1", "smoke-tied-s2"],
+        "smoke-transformer": ["smoke-transformer-s1"],
     }
     write_notebook(fake_notebooks / "04_generation_panel.ipynb", "print(runs_root)")
     last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
@@ -222,7 +225,7 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
                  for arm, runs in profile.arms().items()}  # fmt: skip
     best_arm = min(arm_valid, key=arm_valid.get)
     best = min(profile.arms()[best_arm], key=lambda n: read_results(runs_root / n)["valid_ppl"])
-    assert compared["runs"] == len(names) and compared["arms"] == 2
+    assert compared["runs"] == len(names) and compared["arms"] == 3
     assert compared["best_arm"] == best_arm and compared["best_run"] == best
     assert compared["best_test_ppl"] == pytest.approx(read_results(runs_root / best)["test_ppl"], abs=0.01)
     panel = recorded_results(executed / "04_generation_panel.ipynb")

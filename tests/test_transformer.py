@@ -167,6 +167,22 @@ def test_cli_trains_evaluates_and_generates_a_transformer(tmp_path):
     assert refused.returncode == 2 and "weight_drop, alpha, beta apply to the LSTM only" in refused.stderr
 
 
+def test_the_panel_and_the_web_app_take_a_transformer_run(tmp_path):
+    from lmlib.apps.panel import panel_for_runs
+    from lmlib.apps.web import create_app
+
+    run = tmp_path / "tf"
+    train(small(epochs=1, **SMALL_TRANSFORMER), run, progress=False)
+    panel = panel_for_runs([run], background=False)
+    panel.prompt.value, panel.length.value, panel.random_seed.value = "she said", 12, False
+    panel.generate_button.click()
+    assert panel.status.value.startswith("done") and 1 <= len(panel.tokens) <= 12
+    client = create_app(Generator.from_run(run), name="tf").test_client()
+    body = {"prompt": "she said", "max_new_tokens": 12, "seed": 7}
+    first = client.post("/generate", json=body).get_json()
+    assert first["tokens"] and first["tokens"] == client.post("/generate", json=body).get_json()["tokens"]
+
+
 @pytest.mark.parametrize("arch", ["lstm", "transformer"])
 def test_a_run_of_each_arch_loads_and_generates(tmp_path, arch):
     run = tmp_path / arch
