@@ -250,16 +250,19 @@ def test_seeds_train_separate_runs_and_the_table_gives_their_mean_and_range(smok
     for rep in profile.replicates():
         config, _ = read_config(runs_root / rep.name)
         assert config.train.seed == rep.seed and config.model.tie_weights == (rep.arm.name == "smoke-tied")
+        assert config.model.arch == ("transformer" if rep.arm.name == "smoke-transformer" else "lstm")
     compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
     for row in compared["arm_summary"]:
         tests = [read_results(runs_root / name)["test_ppl"] for name in profile.arms()[row["arm"]]]
-        assert tests[0] != tests[1]  # two seeds, two different runs
-        assert row["seeds"] == 2 and row["test_mean"] == pytest.approx(sum(tests) / 2, abs=1e-3)
+        assert len(tests) == (1 if row["arm"] == "smoke-transformer" else 2)  # its own `seeds: [1]`
+        assert len(set(tests)) == len(tests)  # two seeds, two different runs
+        assert row["seeds"] == len(tests) and row["test_mean"] == pytest.approx(sum(tests) / len(tests), abs=1e-3)
         assert (row["test_min"], row["test_max"]) == pytest.approx((min(tests), max(tests)), abs=1e-3)
     html = smoke_report.read_text(encoding="utf-8")
     assert "range over seeds (max − min)" in html and ("within noise" in html or "an effect" in html)
     summary = json.loads((smoke_report.parent / "summary.json").read_text())
-    assert summary["seeds"] == {"smoke": [1, 2], "smoke-tied": [1, 2]} and len(summary["runs"]) == 4
+    assert summary["seeds"] == {"smoke": [1, 2], "smoke-tied": [1, 2], "smoke-transformer": [1]}
+    assert len(summary["runs"]) == 5
     assert summary["command"] == f"python -m lmlib report --profile smoke --reports-dir {smoke_report.parents[1]}"
     assert "numpy" in summary["versions"] and "torch" in summary["versions"]
 
