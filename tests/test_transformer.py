@@ -213,3 +213,13 @@ def test_two_ddp_ranks_train_the_transformer_one_process_trains(tmp_path, monkey
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=2e-2, msg=name)
     pd.testing.assert_frame_equal(ddp.metrics(tmp_path / "two"), ddp.metrics(tmp_path / "one"), rtol=1e-5)
+
+
+def test_the_adaptive_head_trains_under_bf16_autocast():
+    """A Transformer ends in a layer norm, whose fp32 output made the adaptive softmax mix dtypes under autocast."""
+    model = build_model(V, tiny(adaptive_softmax=True, cutoffs=(10,))).train()
+    ids = stream(length=9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids[:, :-1], model.init_hidden(3), ids[:, 1:])
+    out.loss.backward()
+    assert torch.isfinite(out.nll) and model.adaptive.head.weight.grad is not None
