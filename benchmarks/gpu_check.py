@@ -41,7 +41,7 @@ from throughput import lmlib_variant, reference_variant
 from lmlib.data.batching import batchify
 from lmlib.data.corpus import load_corpus
 from lmlib.data.splits import prepare
-from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.model.build import build_model
 from lmlib.presets import get_preset
 from lmlib.training.device import resolve_device, resolve_precision
 from lmlib.training.optim import UpdateRule
@@ -53,7 +53,7 @@ BUDGET_MINUTES = 10.0
 def train_losses(config, vocab_size: int, ids: torch.Tensor, device, precision: str, steps: int) -> list[float]:
     """Training NLL of `steps` consecutive windows as lmlib's loop trains them (seeded: same weights, same batches)."""
     torch.manual_seed(config.train.seed)
-    model = LSTMLanguageModel(vocab_size, config.model).to(device)
+    model = build_model(vocab_size, config.model).to(device)
     rule = UpdateRule(config.train, model, device, precision)
     data, bptt, losses = batchify(ids, config.train.batch_size).to(device), config.train.bptt, []
     hidden, column = model.init_hidden(data.size(0), device), 0

@@ -4,9 +4,10 @@ The package is layered; a module imports only from its own layer or the ones abo
 this list (tests/test_architecture.py checks it), and nothing heavy runs at import time:
 
     errors, paths, atomic, checks   the project's error type, file locations, atomic writes and
-    config                          validation; the run configuration (a frozen dataclass per concern)
+    config, config_upgrade          validation; the run configuration (a frozen dataclass per concern)
     data/       corpus, tokenize, detokenize, vocab, splits, prepared, stats, batching
-    model/      lstm (LSTMLanguageModel), regularize (the AWD-LSTM regularisers)
+    model/      lstm (LSTMLanguageModel), transformer (TransformerLanguageModel), head (their shared output
+                layer), build (build_model: one or the other per `arch`), regularize (AWD-LSTM regularisers)
     presets     named recipes built from config
     training/   device, checkpoint, weights (do saved weights fit a config), runs (run directories),
                 ownership (one writer per run directory), evaluate, optim (UpdateRule),

@@ -2,7 +2,7 @@
 
     RunConfig
       data     DataConfig      which corpus, split protocol, vocabulary cut, subset
-      model    ModelConfig     what LSTMLanguageModel builds (the only part the model receives)
+      model    ModelConfig     what the model (LSTM or Transformer, `arch`) builds (the only part the model receives)
       train    TrainConfig     optimiser, schedule, batches, budgets, seed
       runtime  RuntimeConfig   device, precision, checkpoint interval: where and how, not what
 
@@ -16,13 +16,13 @@ Old flat config.json files, where 0 meant "not set", still load (`RunConfig.from
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lmlib.checks import check_bool, check_choice, check_int, check_number, check_text, not_int
+from lmlib.config_upgrade import upgrade_old_spellings
 from lmlib.errors import LMError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
@@ -31,6 +31,9 @@ INITS = ("original", "awd", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "mixed", "fp32", "fp16", "bf16")
 PROTOCOLS = ("original", "train-vocab", "by-book", "given")
+ARCHS = ("lstm", "transformer")
+# What only the LSTM has: set on a Transformer they would be silently unused, so they are an error.
+LSTM_ONLY = ("weight_drop", "alpha", "beta")
 # Absurd sizes (a typo, a doctored config.json) stop here, not in the allocator; generous: presets have <= 44M.
 MAX_PARAMETERS, MAX_LAYERS = 2**31, 100
 
@@ -54,14 +57,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What the network is (Merity et al. 2017, "Regularizing and Optimizing LSTM Language Models")."""
+    """What the network is (Merity et al. 2017). arch="transformer" (lmlib.model.transformer) reads the same
+    fields where they mean the same: emb_dim = d_model, hid_dim = feed-forward width; `init` is ignored."""
 
+    arch: str = "lstm"  # "lstm" (the original) or "transformer" (decoder-only, GPT-2 style)
     emb_dim: int = 1024
-    hid_dim: int = 1024
+    hid_dim: int = 1024  # LSTM: hidden width; transformer: feed-forward width
     num_layers: int = 2
     init: str = "original"  # "original": the study's; "awd": U(-0.1, 0.1) embedding; "uniform": all U(-0.1, 0.1)
     dropout_input: float = 0.65  # on the embedding output
-    dropout_hidden: float = 0.65  # between LSTM layers
+    dropout_hidden: float = 0.65  # between LSTM layers; transformer: on attention weights and each residual branch
     dropout_output: float = 0.65  # on the last LSTM layer's output
     locked_dropout: bool = False  # one mask per sequence, shared across time steps (§4.2)
     dropout_embedding: float = 0.0  # drop whole words from the embedding matrix (§4.3)
@@ -71,14 +76,22 @@ class ModelConfig:
     beta: float = 0.0  # temporal activation regularisation, TAR (§4.6)
     adaptive_softmax: bool = False  # nn.AdaptiveLogSoftmaxWithLoss over frequency-sorted words
     cutoffs: tuple[int, ...] | None = None  # adaptive softmax cut-offs; None = automatic
+    n_heads: int = 4  # transformer: attention heads (emb_dim must divide by it); unused by the LSTM
+    context: int = 64  # transformer: previous tokens carried as attention context; unused by the LSTM
 
     def __post_init__(self):
+        check_choice("arch", self.arch, ARCHS)
+        check_int("n_heads", self.n_heads, minimum=1, maximum=1024)
+        check_int("context", self.context, minimum=1, maximum=65536)
+        if self.arch == "transformer":
+            self._check_transformer()
         for name in ("emb_dim", "hid_dim"):
             check_int(name, getattr(self, name), minimum=1)
         check_int("num_layers", self.num_layers, minimum=1, maximum=MAX_LAYERS)
         if (n := recurrent_parameters(self)) > MAX_PARAMETERS:
-            sizes = f"emb_dim {self.emb_dim}, hid_dim {self.hid_dim}, num_layers {self.num_layers}"
-            raise LMError(f"{sizes}: {n:,} LSTM parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes")
+            sizes = f"emb_dim {self.emb_dim}, hid_dim {self.hid_dim}, num_layers {self.num_layers}: {n:,}"
+            what = "Transformer" if self.arch == "transformer" else "LSTM"
+            raise LMError(f"{sizes} {what} parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes")
         check_choice("init", self.init, INITS)
         for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embedding", "weight_drop"):
             check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
@@ -92,10 +105,25 @@ class ModelConfig:
         if list(cutoffs) != sorted(set(cutoffs)) or any(not_int(c) or c <= 0 for c in cutoffs):
             raise LMError(f"cutoffs must be increasing positive integers, got {self.cutoffs}")
 
+    def _check_transformer(self) -> None:
+        if self.emb_dim % self.n_heads:
+            raise LMError(f"emb_dim {self.emb_dim} must divide by n_heads {self.n_heads}: each head gets a slice")
+        used = [name for name in LSTM_ONLY if getattr(self, name)]
+        if used:
+            raise LMError(
+                f"{', '.join(used)} {'applies' if len(used) == 1 else 'apply'} to the LSTM only (DropConnect on its "
+                f"recurrent weights, AR/TAR on its states): set {' and '.join(f'{n}=0' for n in used)} "
+                "with arch=transformer"
+            )
+
 
 def recurrent_parameters(model: ModelConfig) -> int:
     """The LSTM layers' parameter count from the sizes alone: per layer (input i, hidden h) W_ih 4h x i, W_hh 4h x h
-    and two 4h biases; the last layer's h is emb_dim when tied (lmlib.model.lstm.lstm_sizes)."""
+    and two 4h biases; the last layer's h is emb_dim when tied (lmlib.model.lstm.lstm_sizes). For a Transformer
+    its blocks: per block attention 4d(d + 1), feed-forward 2df + f + d, two layer norms 4d."""
+    if model.arch == "transformer":
+        d, f = model.emb_dim, model.hid_dim
+        return model.num_layers * (4 * d * (d + 1) + 2 * d * f + f + 5 * d)
     out_dim = model.emb_dim if model.tie_weights else model.hid_dim
     sizes = [model.emb_dim] + [model.hid_dim] * (model.num_layers - 1) + [out_dim]
     return sum(4 * h * (i + h) + 8 * h for i, h in zip(sizes, sizes[1:]))
@@ -217,29 +245,6 @@ class RunConfig:
         return RunConfig(**parts)
 
 
-# Fields whose old "not set" was 0 (config.json files written before None became the one spelling).
-_ZERO_MEANT_UNSET = ("subset_tokens", "eval_batch_size", "clip", "max_minutes", "patience", "lr_decay_start",
-                     "checkpoint_minutes")  # fmt: skip
-
-
-def upgrade_old_spellings(values: dict[str, Any]) -> dict[str, Any]:
-    """Read what older versions wrote: 0 for "not set", () for automatic cut-offs, lr_factor >= 1 for "no schedule"."""
-    values = dict(values)
-    for name in _ZERO_MEANT_UNSET:
-        if name in values and values[name] == 0 and not isinstance(values[name], bool):
-            values[name] = None
-    if "cutoffs" in values and values["cutoffs"] in ((), []):
-        values["cutoffs"] = None
-    if "lr_schedule" not in values and ({"lr_factor", "lr_decay_start", "optimizer"} & set(values)):
-        if values.get("optimizer") == "ntasgd" or _number(values.get("lr_factor")) >= 1.0:
-            values["lr_schedule"] = "none"
-        elif values.get("lr_decay_start"):
-            values["lr_schedule"] = "step"
-    if values.get("lr_schedule") == "none" and _number(values.get("lr_factor")) >= 1.0:
-        values.pop("lr_factor")  # the old "off" value; the factor itself is unused without a schedule
-    return values
-
-
 def differences(base: RunConfig, other: RunConfig, ignore=frozenset()) -> dict[str, tuple[Any, Any]]:
     """Fields where `other` differs from `base`: flat name -> (base value, other value)."""
     a, b = base.flat(), other.flat()
@@ -293,7 +298,3 @@ def _parse_bool(text: str) -> bool:
 
 def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
-
-
-def _number(value) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else -math.inf

@@ -23,7 +23,7 @@ from lmlib.data.detokenize import detokenize
 from lmlib.data.tokenize import basic_english
 from lmlib.data.vocab import UNK_INDEX, Vocab
 from lmlib.errors import LMError
-from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.model.build import LanguageModel
 
 MAX_NEW_TOKENS = 1000  # the library's cap on one generation
 # The interactive front-ends' default cap (the panel's length slider, the web app's limit, the
@@ -72,7 +72,7 @@ class Generator:
 
     def __init__(
         self,
-        model: LSTMLanguageModel,
+        model: LanguageModel,
         vocab: Vocab,
         device: str | torch.device | None = None,
         casing: dict[str, str] | None = None,

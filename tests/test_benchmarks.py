@@ -107,6 +107,17 @@ def test_time_to_quality_script(tmp_path):
     assert (tmp_path / "time_to_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_transformer_vs_lstm_script(tmp_path):
+    args = ["--minutes", "0.01", "--threads", "1", *TINY]
+    run_script([sys.executable, "benchmarks/transformer_vs_lstm.py", *args], tmp_path)
+    payload = load(tmp_path, "transformer_vs_lstm")
+    assert [row["model"] for row in payload["rows"]] == ["LSTM (cpu)", "Transformer"]
+    assert payload["runs"]["transformer"]["config"]["model"]["arch"] == "transformer"
+    assert abs(payload["parameter_gap"]) < 0.02 and payload["winner"] in ("LSTM", "Transformer")
+    for row in payload["rows"]:
+        assert row["test_ppl"] > 1 and row["train_tokens_per_s"] > 0 and row["eval_tokens_per_s"] > 0
+
+
 def test_memory_script(tmp_path):
     run_script(
         [sys.executable, "benchmarks/memory.py", "--minutes", "0.01", "--width", "16", "--threads", "1", *TINY],
@@ -186,7 +197,9 @@ def test_flop_count_of_the_original_step():
     assert all_in_tail == 3 * (lstm + 2 * 8 * 51 + 2 * (8 * 2 + 2 * 50))
 
 
-@pytest.mark.parametrize("script", ["throughput", "generation", "time_to_quality", "memory", "gpu_check"])
+@pytest.mark.parametrize(
+    "script", ["throughput", "generation", "time_to_quality", "memory", "gpu_check", "transformer_vs_lstm"]
+)
 def test_every_benchmark_documents_its_command(script):
     text = (BENCH / f"{script}.py").read_text()
     assert text.startswith('"""') and ("python benchmarks/" in text or "bash benchmarks/" in text)

@@ -70,15 +70,18 @@ def test_plan_runs_02_once_per_arm_and_seed_and_04_only_when_present(tmp_path, f
     profile = load_profile("smoke")
     steps = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)
     names = [s.notebook for s in steps]
-    runs = len(profile.runs) * len(profile.seeds)
+    runs = sum(len(r.seeds or profile.seeds) for r in profile.runs)  # the Transformer arm has one seed
     assert names == ["01_data_prep.ipynb"] + ["02_train_lstm.ipynb"] * runs + ["03_compare_runs.ipynb"]
-    assert [s.parameters["run_name"] for s in steps[1:-1]] == ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2"]
-    assert [s.parameters["overrides"]["seed"] for s in steps[1:-1]] == [1, 2, 1, 2]
+    assert [s.parameters["run_name"] for s in steps[1:-1]] == ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2",
+                                                                "smoke-transformer-s1"]  # fmt: skip
+    assert [s.parameters["overrides"]["seed"] for s in steps[1:-1]] == [1, 2, 1, 2, 1]
+    assert steps[5].parameters["overrides"] == {"arch": "transformer", "context": 20, "seed": 1}
     assert steps[3].parameters["overrides"] == {"tie_weights": True, "seed": 1}
     assert all(s.parallel for s in steps[1:-1]) and not steps[0].parallel and not steps[-1].parallel
     assert steps[-1].parameters["arms"] == {
         "smoke": ["smoke-s1", "smoke-s2"],
         "smoke-tied": ["smoke-tied-s1", "smoke-tied-s2"],
+        "smoke-transformer": ["smoke-transformer-s1"],
     }
     write_notebook(fake_notebooks / "04_generation_panel.ipynb", "print(runs_root)")
     last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
@@ -222,7 +225,7 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
                  for arm, runs in profile.arms().items()}  # fmt: skip
     best_arm = min(arm_valid, key=arm_valid.get)
     best = min(profile.arms()[best_arm], key=lambda n: read_results(runs_root / n)["valid_ppl"])
-    assert compared["runs"] == len(names) and compared["arms"] == 2
+    assert compared["runs"] == len(names) and compared["arms"] == 3
     assert compared["best_arm"] == best_arm and compared["best_run"] == best
     assert compared["best_test_ppl"] == pytest.approx(read_results(runs_root / best)["test_ppl"], abs=0.01)
     panel = recorded_results(executed / "04_generation_panel.ipynb")
@@ -247,16 +250,19 @@ def test_seeds_train_separate_runs_and_the_table_gives_their_mean_and_range(smok
     for rep in profile.replicates():
         config, _ = read_config(runs_root / rep.name)
         assert config.train.seed == rep.seed and config.model.tie_weights == (rep.arm.name == "smoke-tied")
+        assert config.model.arch == ("transformer" if rep.arm.name == "smoke-transformer" else "lstm")
     compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
     for row in compared["arm_summary"]:
         tests = [read_results(runs_root / name)["test_ppl"] for name in profile.arms()[row["arm"]]]
-        assert tests[0] != tests[1]  # two seeds, two different runs
-        assert row["seeds"] == 2 and row["test_mean"] == pytest.approx(sum(tests) / 2, abs=1e-3)
+        assert len(tests) == (1 if row["arm"] == "smoke-transformer" else 2)  # its own `seeds: [1]`
+        assert len(set(tests)) == len(tests)  # two seeds, two different runs
+        assert row["seeds"] == len(tests) and row["test_mean"] == pytest.approx(sum(tests) / len(tests), abs=1e-3)
         assert (row["test_min"], row["test_max"]) == pytest.approx((min(tests), max(tests)), abs=1e-3)
     html = smoke_report.read_text(encoding="utf-8")
     assert "range over seeds (max − min)" in html and ("within noise" in html or "an effect" in html)
     summary = json.loads((smoke_report.parent / "summary.json").read_text())
-    assert summary["seeds"] == {"smoke": [1, 2], "smoke-tied": [1, 2]} and len(summary["runs"]) == 4
+    assert summary["seeds"] == {"smoke": [1, 2], "smoke-tied": [1, 2], "smoke-transformer": [1]}
+    assert len(summary["runs"]) == 5
     assert summary["command"] == f"python -m lmlib report --profile smoke --reports-dir {smoke_report.parents[1]}"
     assert "numpy" in summary["versions"] and "torch" in summary["versions"]
 

@@ -352,7 +352,7 @@ def test_a_doctored_size_is_refused_before_the_model_is_built(tiny_run, tmp_path
     from lmlib.training import runs
 
     built = []
-    monkeypatch.setattr(runs, "LSTMLanguageModel", lambda *args: built.append(args))
+    monkeypatch.setattr(runs, "build_model", lambda *args: built.append(args))
     run = copy_run(tiny_run, tmp_path / "run")
     config = json.loads((run / "config.json").read_text())
     config["config"]["model"]["hid_dim"] = 4096
@@ -375,7 +375,7 @@ def test_a_resume_checks_the_checkpoint_before_building_the_model(tmp_path, monk
     config["config"]["model"]["hid_dim"] = 24  # config.json and the command agree; the weights do not
     (run / "config.json").write_text(json.dumps(config))
     built = []
-    monkeypatch.setattr(session, "LSTMLanguageModel", lambda *args: built.append(args))
+    monkeypatch.setattr(session, "build_model", lambda *args: built.append(args))
     with pytest.raises(LMError, match="last.safetensors do not fit this model"):
         train(small(epochs=2, hid_dim=24), run, progress=False)
     assert not built
@@ -398,16 +398,18 @@ def test_absurd_model_sizes_are_refused_without_allocating():
     "overrides",
     [dict(), dict(tie_weights=True), dict(tie_weights=True, emb_dim=8), dict(locked_dropout=True, num_layers=3),
      dict(adaptive_softmax=True), dict(adaptive_softmax=True, cutoffs=(20, 60), hid_dim=40),
-     dict(weight_drop=0.3, num_layers=1)],
-    ids=["untied", "tied", "tied-per-layer", "locked-3-layers", "adaptive", "adaptive-cutoffs", "weight-drop"],
+     dict(weight_drop=0.3, num_layers=1), dict(arch="transformer"), dict(arch="transformer", tie_weights=True),
+     dict(arch="transformer", adaptive_softmax=True, num_layers=3, hid_dim=40, context=5)],
+    ids=["untied", "tied", "tied-per-layer", "locked-3-layers", "adaptive", "adaptive-cutoffs", "weight-drop",
+         "transformer", "transformer-tied", "transformer-adaptive"],
 )  # fmt: skip
 def test_planned_weights_are_exactly_what_the_model_stores(overrides):
-    from lmlib.model.lstm import LSTMLanguageModel, count_parameters
+    from lmlib.model.build import build_model, count_parameters
     from lmlib.training.checkpoint import model_tensors
     from lmlib.training.weights import planned_weights
 
     config = small(**overrides).model
-    model = LSTMLanguageModel(150, config)
+    model = build_model(150, config)
     shapes, parameters = planned_weights(150, config)
     assert shapes == {name: tuple(t.shape) for name, t in model_tensors(model).items()}
     assert parameters == count_parameters(model)

@@ -7,14 +7,20 @@ With every AWD switch off this is exactly the original study's model: embedding 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lmlib.config import ModelConfig
-from lmlib.errors import LMError
+from lmlib.model.head import (  # noqa: F401 (LMOutput, REDUCTIONS, resolve_cutoffs, count_parameters: their old home)
+    REDUCTIONS,
+    Hidden,
+    LMOutput,
+    OutputHead,
+    check_reduction,
+    count_parameters,
+    resolve_cutoffs,
+)
 from lmlib.model.regularize import (
     SequenceDropout,
     WeightDropLSTM,
@@ -23,29 +29,8 @@ from lmlib.model.regularize import (
     temporal_activation_regularization,
 )
 
-REDUCTIONS = ("mean", "sum", "none")
-Hidden = list[tuple[torch.Tensor, torch.Tensor]]  # one (h, c) per LSTM module, each (layers, B, H)
 
-
-@dataclass
-class LMOutput:
-    """What one forward pass returns; which parts are set depends on whether targets were given."""
-
-    hidden: Hidden  # the state after the last position, to carry into the next window
-    log_probs: torch.Tensor | None = None  # (B, T, V) next-word log-probabilities, without targets
-    nll: torch.Tensor | None = None  # cross-entropy of the targets: mean, sum, or (B, T) per `reduction`
-    penalty: torch.Tensor | float = 0.0  # AR + TAR (§4.6), in training mode only
-    # (B, T, D) the vectors the output layer reads (after output dropout): the cache pointer's
-    # keys and queries (Grave et al. 2016 use the last hidden layer).
-    features: torch.Tensor | None = None
-
-    @property
-    def loss(self) -> torch.Tensor:
-        """What training minimises: the cross-entropy plus the activation penalties."""
-        return self.nll + self.penalty
-
-
-class LSTMLanguageModel(nn.Module):
+class LSTMLanguageModel(OutputHead, nn.Module):
     """An LSTM language model over a fixed vocabulary; `forward` is its one entry point.
 
         ids (B, T)
@@ -70,15 +55,7 @@ class LSTMLanguageModel(nn.Module):
         self.drop_output = SequenceDropout(config.dropout_output, config.locked_dropout)
         self.out_dim = config.emb_dim if config.tie_weights else config.hid_dim
         self.rnns = nn.ModuleList(build_lstms(config, self.out_dim))
-        # The output layer: a full linear decoder or an adaptive softmax, never both.
-        self.decoder = self.adaptive = None
-        if config.adaptive_softmax:
-            cutoffs = list(resolve_cutoffs(vocab_size, config.cutoffs))
-            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(self.out_dim, vocab_size, cutoffs, div_value=4.0)
-        else:
-            self.decoder = nn.Linear(self.out_dim, vocab_size)
-            if config.tie_weights:
-                self.decoder.weight = self.embedding.weight  # §4.5: one matrix for input and output
+        self._build_head(vocab_size, self.out_dim, config, self.embedding)  # model/head.py
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -123,8 +100,7 @@ class LSTMLanguageModel(nn.Module):
         and, in training mode, the AR/TAR penalty; the full softmax is then never materialised
         (the adaptive head scores only the targets' clusters).
         """
-        if reduction not in REDUCTIONS:
-            raise LMError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
+        check_reduction(reduction)
         out, raw, hidden = self._run(ids, hidden)
         if targets is None:
             return LMOutput(hidden, log_probs=self._log_probs(out), features=out)
@@ -154,24 +130,6 @@ class LSTMLanguageModel(nn.Module):
             total = total + temporal_activation_regularization(raw, self.config.beta)
         return total
 
-    def _nll(self, out: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
-        """Cross-entropy of `targets` (B, T) given `out` (B, T, D), in fp32; exact for both heads."""
-        flat = out.reshape(-1, out.size(-1))  # (B*T, D)
-        if self.adaptive is not None:
-            # AdaptiveLogSoftmaxWithLoss computes the exact log-probability of each target.
-            losses = -self.adaptive(flat, targets.reshape(-1)).output.float()  # (B*T,)
-            nll = losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
-        else:
-            nll = F.cross_entropy(self.decoder(flat).float(), targets.reshape(-1), reduction=reduction)
-        return nll.view(targets.shape) if reduction == "none" else nll  # "none": (B, T), one loss per target
-
-    def _log_probs(self, out: torch.Tensor) -> torch.Tensor:
-        """Full next-word log-distribution (B, T, V), in fp32."""
-        if self.adaptive is not None:
-            flat = self.adaptive.log_prob(out.reshape(-1, out.size(-1)))
-            return flat.view(*out.shape[:-1], -1).float()
-        return F.log_softmax(self.decoder(out).float(), dim=-1)
-
 
 def uses_per_layer_lstms(config: ModelConfig) -> bool:
     """Locked dropout between layers, or a last layer sized for tying, need one nn.LSTM per layer."""
@@ -198,19 +156,3 @@ def lstm_sizes(config: ModelConfig) -> list[tuple[int, int]]:
     out_dim = config.emb_dim if config.tie_weights else config.hid_dim
     sizes = [config.emb_dim] + [config.hid_dim] * (config.num_layers - 1) + [out_dim]
     return list(zip(sizes[:-1], sizes[1:]))
-
-
-def resolve_cutoffs(vocab_size: int, cutoffs: tuple[int, ...] | None) -> tuple[int, ...]:
-    """Adaptive-softmax cut-offs over the frequency-sorted vocabulary.
-
-    Default: a head of the ~2,000 most frequent words (which cover most running text),
-    then clusters at 10,000 and 50,000 while they fit (Grave et al. 2017, "Efficient
-    softmax approximation for GPUs").
-    """
-    chosen = tuple(c for c in (cutoffs or (2000, 10000, 50000)) if c < vocab_size)
-    return chosen or (max(1, vocab_size // 4),)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters, counting a tied matrix once."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

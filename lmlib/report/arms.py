@@ -24,7 +24,7 @@ import pandas as pd
 
 from lmlib.config import REPLICATE, differences
 from lmlib.errors import LMError
-from lmlib.report.compare import RunRecord, best_row, describe_change, dropout_text
+from lmlib.report.compare import RunRecord, best_row, describe_change, dropout_text, size_text
 
 SEED_SUFFIX = re.compile(r"-s\d+$")  # runs/<arm>-s<seed>, as lmlib.report.profiles names them
 SLOPE_EPOCHS = 2  # a still-improving run's slope: over its last this-many validations (its last epoch)
@@ -217,7 +217,7 @@ def _recipe(arm: Arm) -> str:
     model, train = arm.config.model, arm.config.train
     head = "adaptive softmax" if model.adaptive_softmax else "tied" if model.tie_weights else "full softmax"
     return (
-        f"{model.num_layers}×{model.emb_dim}/{model.hid_dim}, dropout {dropout_text(arm.config)}, {head}, "
+        f"{size_text(arm.config)}, dropout {dropout_text(arm.config)}, {head}, "
         f"{train.optimizer} {train.lr:g}, batch {train.batch_size}×{train.bptt}"
     )
 

@@ -21,7 +21,7 @@ from lmlib.training.runs import list_runs, read_config, read_metrics, read_resul
 # Fields that regularise (Merity et al. 2017, §4), that size the model, and the rest.
 REGULARISATION = ("dropout_input", "dropout_hidden", "dropout_output", "locked_dropout", "dropout_embedding",
                   "weight_drop", "tie_weights", "alpha", "beta", "weight_decay")  # fmt: skip
-SIZE = ("emb_dim", "hid_dim", "num_layers", "adaptive_softmax")
+SIZE = ("arch", "emb_dim", "hid_dim", "num_layers", "adaptive_softmax", "n_heads", "context")
 TABLE_COLUMNS = ["run", "size", "dropout", "tied", "optimizer", "batch×bptt", "parameters", "epochs", "best epoch",
                  "train ppl", "valid ppl", "test ppl", "gap", "minutes", "tokens/s"]  # fmt: skip
 
@@ -59,6 +59,15 @@ def best_row(record: RunRecord) -> pd.Series | None:
     return rows.iloc[-1] if len(rows) else metrics.loc[metrics["valid_ppl"].idxmin()]
 
 
+def size_text(config: RunConfig) -> str:
+    """'2×256/256' (LSTM: layers × embedding/hidden); a Transformer's also says so, with heads and context."""
+    model = config.model
+    size = f"{model.num_layers}×{model.emb_dim}/{model.hid_dim}"
+    if model.arch == "transformer":
+        return f"Transformer {size}, {model.n_heads} heads, context {model.context}"
+    return size
+
+
 def dropout_text(config: RunConfig) -> str:
     """Dropouts as 'input/hidden/output', plus the AWD extras that are on."""
     model = config.model
@@ -81,7 +90,7 @@ def table_row(record: RunRecord) -> dict:
     train_ppl = float(best["train_ppl"]) if best is not None else math.nan
     return {
         "run": record.name,
-        "size": f"{model.num_layers}×{model.emb_dim}/{model.hid_dim}",
+        "size": size_text(record.config),
         "dropout": dropout_text(record.config),
         "tied": model.tie_weights,
         "optimizer": f"{train.optimizer} {train.lr:g}",

@@ -34,7 +34,7 @@ from lmlib.data.prepared import load_prepared
 from lmlib.data.splits import Prepared, resolve_data
 from lmlib.data.vocab import UNK_INDEX
 from lmlib.errors import LMError
-from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.model.build import LanguageModel
 from lmlib.training.evaluate import perplexity
 from lmlib.training.runs import load_model, read_config, read_results
 
@@ -45,7 +45,7 @@ CLASSES = ("<unk>", "unseen in training", f"rare in training (< {RARE})", "frequ
 
 
 @torch.inference_mode()
-def token_losses(model: LSTMLanguageModel, data: torch.Tensor, bptt: int) -> np.ndarray:
+def token_losses(model: LanguageModel, data: torch.Tensor, bptt: int) -> np.ndarray:
     """The loss (nats) of every predicted token of batchified `data` (B, C): (B, C - 1), fp32 weights, eval mode."""
     was_training = model.training
     model.eval()
@@ -74,7 +74,7 @@ class StreamLosses:
         return float(self.losses.mean())
 
 
-def stream_losses(model: LSTMLanguageModel, data: torch.Tensor, bptt: int, split: str) -> StreamLosses:
+def stream_losses(model: LanguageModel, data: torch.Tensor, bptt: int, split: str) -> StreamLosses:
     """Per-token losses of batchified `data`, put back in stream order (row r holds tokens r*C .. r*C + C - 1)."""
     rows, columns = data.shape
     losses = token_losses(model, data, bptt)  # (B, C - 1): targets are columns 1 .. C - 1

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 
 from lmlib.errors import LMError
-from lmlib.model.lstm import Hidden
+from lmlib.model.head import Hidden
 from lmlib.training.evaluate import evaluate_loss
 
 

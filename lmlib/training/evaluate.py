@@ -21,13 +21,13 @@ import torch
 
 from lmlib.data.batching import batch_splits, fixed_windows, get_batch
 from lmlib.errors import LMError
-from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.model.build import LanguageModel
 from lmlib.training.device import autocast
 
 
 @torch.inference_mode()
 def evaluate_loss(
-    model: LSTMLanguageModel, data: torch.Tensor, bptt: int, precision: str = "fp32", reduction: str = "mean"
+    model: LanguageModel, data: torch.Tensor, bptt: int, precision: str = "fp32", reduction: str = "mean"
 ) -> float:
     """Mean cross-entropy per token (nats) over batchified `data` (B, columns)."""
     was_training = model.training

@@ -30,7 +30,7 @@ from lmlib.data.casing import learn_casing, save_casing
 from lmlib.data.corpus import load_corpus
 from lmlib.data.vocab import EOS, UNK, Vocab
 from lmlib.errors import LMError
-from lmlib.model.lstm import LSTMLanguageModel, count_parameters
+from lmlib.model.build import build_model, count_parameters
 from lmlib.presets import get_preset
 from lmlib.training.checkpoint import load_model_tensors, model_tensors, save_tensors
 from lmlib.training.runs import RESULT_KEYS, RunPaths, write_config
@@ -167,7 +167,7 @@ def import_original(
         raise LMError(f"{run_dir} already holds a run: choose another --run-dir, or delete that folder first")
     run_config = read_original_config(config).replace(corpus=corpus or "hpd")  # the study trained on hpd
     words, order = read_original_vocab(vocab)
-    model = LSTMLanguageModel(len(words), run_config.model)
+    model = build_model(len(words), run_config.model)
     load_model_tensors(model, map_weights(read_state_dict(state_dict), run_config, len(words), order), str(state_dict))
     info = {
         "imported_from": {"state_dict": str(state_dict), "vocab": str(vocab), "config": str(config)},

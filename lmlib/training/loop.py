@@ -31,7 +31,7 @@ from lmlib.config import RunConfig
 from lmlib.data.batching import fixed_windows, get_batch, variable_windows
 from lmlib.data.splits import Prepared
 from lmlib.errors import LMError
-from lmlib.model.lstm import count_parameters
+from lmlib.model.head import count_parameters
 from lmlib.training import distributed
 from lmlib.training.evaluate import perplexity
 from lmlib.training.ownership import clear_run, own_run_dir

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 
 from lmlib.config import TrainConfig
-from lmlib.model.lstm import Hidden, LSTMLanguageModel
+from lmlib.model.build import Hidden, LanguageModel
 from lmlib.training.checkpoint import optimizer_tensors, restore_optimizer
 from lmlib.training.device import autocast, grad_scaler
 
@@ -23,7 +23,7 @@ from lmlib.training.device import autocast, grad_scaler
 class UpdateRule:
     """Optimiser + schedule + grad scaler + clipping + NT-ASGD averaging, with checkpointable state."""
 
-    def __init__(self, config: TrainConfig, model: LSTMLanguageModel, device: torch.device, precision: str):
+    def __init__(self, config: TrainConfig, model: LanguageModel, device: torch.device, precision: str):
         self.config, self.model, self.device, self.precision = config, model, device, precision
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.averaging = False

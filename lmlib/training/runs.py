@@ -32,7 +32,7 @@ from lmlib.atomic import write_json, write_text
 from lmlib.config import RunConfig
 from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
-from lmlib.model.lstm import LSTMLanguageModel
+from lmlib.model.build import LanguageModel, build_model
 from lmlib.training.checkpoint import load_model_tensors, load_tensors
 from lmlib.training.device import resolve_device
 from lmlib.training.weights import check_weights_file
@@ -202,7 +202,7 @@ def list_runs(root: str | os.PathLike = "runs") -> list[Path]:
 
 def load_model(
     run_dir: str | os.PathLike, device: str | torch.device = "auto"
-) -> tuple[LSTMLanguageModel, Vocab, RunConfig]:
+) -> tuple[LanguageModel, Vocab, RunConfig]:
     """The best-validation model of a run, in eval mode, with its vocabulary and config.
 
     `device` follows training's rule: `auto` is the GPU when there is one, else the CPU.
@@ -213,7 +213,7 @@ def load_model(
     # config.json's sizes are checked against the weights' shapes (read from the file's header)
     # before anything is allocated: a doctored hid_dim must not build a huge model first.
     check_weights_file(paths.model, len(vocab), config.model)
-    model = LSTMLanguageModel(len(vocab), config.model)
+    model = build_model(len(vocab), config.model)
     tensors, _ = load_tensors(paths.model)
     load_model_tensors(model, tensors, str(paths.model))
     return model.to(resolve_device(str(device))).eval(), vocab, config

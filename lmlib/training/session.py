@@ -24,7 +24,7 @@ from lmlib.data.casing import save_casing
 from lmlib.data.corpus import load_corpus
 from lmlib.data.splits import Prepared, prepare
 from lmlib.errors import LMError
-from lmlib.model.lstm import Hidden, LSTMLanguageModel, count_parameters
+from lmlib.model.build import Hidden, LanguageModel, build_model, count_parameters
 from lmlib.training.checkpoint import (
     load_model_tensors,
     load_tensors,
@@ -66,7 +66,7 @@ class Session:
     prepared: Prepared
     device: torch.device
     precision: str
-    model: LSTMLanguageModel
+    model: LanguageModel
     update: UpdateRule
     rng: np.random.Generator
     batches: dict[str, torch.Tensor]  # split name -> (batch, columns) ids on the device
@@ -94,7 +94,7 @@ def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, 
         dist.from_main(lambda: check_weights_file(paths.last, len(prepared.vocab), config.model, prefix="model/"))
     device = dist.device(resolve_device(config.runtime.device))  # [distributed hook] cuda:LOCAL_RANK
     precision = resolve_precision(config.runtime.precision, device)
-    model = LSTMLanguageModel(len(prepared.vocab), config.model).to(device)
+    model = build_model(len(prepared.vocab), config.model).to(device)
     dist.seed_dropout(config.train.seed)  # [distributed hook] same weights on every rank, own dropout masks
     # [distributed hook] the global batch's rows, then this rank's share of them
     batches = dist.shard(batch_splits(prepared, config.data, config.train, device))
@@ -143,7 +143,7 @@ def check_startable(paths: RunPaths) -> None:
     )
 
 
-def describe_run(prepared: Prepared, model: LSTMLanguageModel, device: torch.device, precision: str) -> dict:
+def describe_run(prepared: Prepared, model: LanguageModel, device: torch.device, precision: str) -> dict:
     """What config.json records beside the config: what `auto` and the corpus resolved to, and versions."""
     return {
         "resolved_device": str(device), "resolved_precision": precision,

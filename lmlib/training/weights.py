@@ -3,7 +3,8 @@
 A safetensors file starts with a JSON header giving every tensor's name, dtype and shape,
 so a checkpoint can be compared with the model a config.json describes without reading a
 single weight or building the model: `planned_weights` computes the shapes from the config
-with the model's own layout rules (lstm_sizes, uses_per_layer_lstms, resolve_cutoffs), and
+with the model's own layout rules (lstm_sizes, uses_per_layer_lstms, resolve_cutoffs; the
+Transformer's blocks), and
 tests/test_reliability.py checks them against real models of every kind. (Building the
 model on PyTorch's `meta` device would allocate nothing either, but its first use imports
 torch._dynamo: seconds added to every `generate`.) A doctored `hid_dim: 4096` is then a
@@ -24,7 +25,8 @@ from safetensors import SafetensorError, safe_open
 
 from lmlib.config import MAX_PARAMETERS, ModelConfig
 from lmlib.errors import LMError
-from lmlib.model.lstm import lstm_sizes, resolve_cutoffs, uses_per_layer_lstms
+from lmlib.model.head import resolve_cutoffs
+from lmlib.model.lstm import lstm_sizes, uses_per_layer_lstms
 
 Layout = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (dtype name, shape)
 # safetensors' dtype names, as torch names them
@@ -36,13 +38,12 @@ _FLOATING = {"float64", "float32", "float16", "bfloat16"}
 def planned_weights(vocab_size: int, model: ModelConfig) -> tuple[dict[str, tuple[int, ...]], int]:
     """(name -> shape of every tensor a checkpoint stores, parameter count) of the model, allocating nothing."""
     shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (vocab_size, model.emb_dim)}
-    per_layer = uses_per_layer_lstms(model)  # one nn.LSTM per layer, else one multi-layer nn.LSTM
-    for k, (i, h) in enumerate(lstm_sizes(model)):
-        prefix, suffix = (f"rnns.{k}.", "_l0") if per_layer else ("rnns.0.", f"_l{k}")
-        for name, shape in (("weight_ih", (4 * h, i)), ("weight_hh", (4 * h, h)), ("bias_ih", (4 * h,)),
-                            ("bias_hh", (4 * h,))):  # fmt: skip
-            shapes[prefix + name + suffix] = shape
-    out_dim = lstm_sizes(model)[-1][1]
+    if model.arch == "transformer":
+        shapes.update(_transformer_shapes(model))
+        out_dim = model.emb_dim
+    else:
+        shapes.update(_lstm_shapes(model))
+        out_dim = lstm_sizes(model)[-1][1]
     if model.adaptive_softmax:
         shapes.update(_adaptive_shapes(vocab_size, out_dim, model.cutoffs))
     else:
@@ -56,6 +57,31 @@ def planned_weights(vocab_size: int, model: ModelConfig) -> tuple[dict[str, tupl
             f"make {parameters:,} parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes"
         )
     return shapes, parameters
+
+
+def _lstm_shapes(model: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The LSTM layers as lmlib.model.lstm.build_lstms makes them."""
+    shapes = {}
+    per_layer = uses_per_layer_lstms(model)  # one nn.LSTM per layer, else one multi-layer nn.LSTM
+    for k, (i, h) in enumerate(lstm_sizes(model)):
+        prefix, suffix = (f"rnns.{k}.", "_l0") if per_layer else ("rnns.0.", f"_l{k}")
+        for name, shape in (("weight_ih", (4 * h, i)), ("weight_hh", (4 * h, h)), ("bias_ih", (4 * h,)),
+                            ("bias_hh", (4 * h,))):  # fmt: skip
+            shapes[prefix + name + suffix] = shape
+    return shapes
+
+
+def _transformer_shapes(model: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Positions and nn.TransformerEncoderLayer blocks as lmlib.model.transformer builds them."""
+    d, f = model.emb_dim, model.hid_dim
+    shapes = {"position.weight": (2 * model.context, d), "blocks.norm.weight": (d,), "blocks.norm.bias": (d,)}
+    block = {"self_attn.in_proj_weight": (3 * d, d), "self_attn.in_proj_bias": (3 * d,),
+             "self_attn.out_proj.weight": (d, d), "self_attn.out_proj.bias": (d,), "linear1.weight": (f, d),
+             "linear1.bias": (f,), "linear2.weight": (d, f), "linear2.bias": (d,), "norm1.weight": (d,),
+             "norm1.bias": (d,), "norm2.weight": (d,), "norm2.bias": (d,)}  # fmt: skip
+    for k in range(model.num_layers):
+        shapes.update({f"blocks.layers.{k}.{name}": shape for name, shape in block.items()})
+    return shapes
 
 
 def _adaptive_shapes(vocab_size: int, in_features: int, cutoffs) -> dict[str, tuple[int, ...]]:
