@@ -22,7 +22,8 @@ COMMANDS = (prepare, train, sweep, generation, serve, report, import_original)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lmlib",
-        description="Word-level language models (LSTM, Transformer): prepare, train, sweep, evaluate, generate, serve, report.",
+        description="Word-level language models (LSTM, Transformer): prepare, train, sweep, evaluate, generate, "
+        "serve, report.",
         epilog="Run `python -m lmlib COMMAND --help` for a command's options.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
