@@ -146,7 +146,7 @@ def load_profile(
     given = {"corpus": corpus, "protocol": protocol, "min_freq": min_freq}
     changed = {k: v for k, v in given.items() if v is not None and v != data[k]}
     data.update(changed)
-    title = str(raw.get("title", "Word-level LSTM language models on {corpus}"))
+    title = str(raw.get("title", "Word-level language models on {corpus}"))
     named = corpus_title(data["corpus"])
     profile = Profile(
         name=path.stem + folder_suffix(changed), title=title_for(title, named, bool(changed)),
