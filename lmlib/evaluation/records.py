@@ -75,7 +75,7 @@ def evaluate_run_methods(
     cache: dict | None = None,
     dynamic: dict | None = None,
     grid: str = "full",
-    device: str = "cpu",
+    device: str = "auto",
     record: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict:

@@ -98,6 +98,7 @@ def compare_methods(
     if unknown or grid not in GRIDS:
         raise LMError(f"methods must be among {', '.join(METHODS)} and grid one of {', '.join(GRIDS)}")
     values, cache, dynamic = GRIDS[grid], dict(cache or {}), dict(dynamic or {})
+    _check_given(cache, dynamic)  # a bad value is an error now, not after the first passes
     static_valid = run_pass(model, splits["valid"], bptt).loss()
     results = {"static": _entry({}, [], [], static_valid, run_pass(model, splits["test"], bptt))}
     log(f"static: test ppl {results['static']['test_ppl']:.2f}")
@@ -139,6 +140,13 @@ def _tune_both(model, splits, rms, dynamic: DynamicSettings, cache: CacheSetting
     entry = _entry(settings, tuned, rows, 0.0, test, best["lambda"])
     entry["valid_ppl"] = best["valid_ppl"]
     return entry
+
+
+def _check_given(cache: dict, dynamic: dict) -> None:
+    given = {k: v for k, v in cache.items() if v is not None}
+    CacheSettings(given.get("window", 1), given.get("theta", 0.0), given.get("lambda", 0.0))
+    given = {k: v for k, v in dynamic.items() if v is not None}
+    DynamicSettings(given.get("lr", 0.0), given.get("decay", 0.0), given.get("segment", 1))
 
 
 def _timed(work):
