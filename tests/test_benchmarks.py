@@ -107,6 +107,17 @@ def test_time_to_quality_script(tmp_path):
     assert (tmp_path / "time_to_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_test_time_eval_script(tmp_path):
+    run = tmp_path / "cpu-run"
+    args = ["--only", "embedded", "--cpu-run", str(run), "--epochs", "1", "--grid", "small", "--threads", "1"]
+    run_script([sys.executable, "benchmarks/test_time_eval.py", *args, *TINY], tmp_path)
+    payload = load(tmp_path, "test_time_eval")
+    assert [r["method"] for r in payload["rows"]] == ["static", "cache", "dynamic", "both"]
+    assert set(payload["targets"]) == {"embedded_cache_gain", "embedded_dynamic_gain", "cache_speed_vs_static"}
+    assert all(isinstance(t["met"], bool) for t in payload["targets"].values())
+    assert (run / "test_time.json").is_file()  # the run keeps the same record
+
+
 def test_memory_script(tmp_path):
     run_script(
         [sys.executable, "benchmarks/memory.py", "--minutes", "0.01", "--width", "16", "--threads", "1", *TINY],
@@ -186,7 +197,9 @@ def test_flop_count_of_the_original_step():
     assert all_in_tail == 3 * (lstm + 2 * 8 * 51 + 2 * (8 * 2 + 2 * 50))
 
 
-@pytest.mark.parametrize("script", ["throughput", "generation", "time_to_quality", "memory", "gpu_check"])
+@pytest.mark.parametrize(
+    "script", ["throughput", "generation", "time_to_quality", "memory", "gpu_check", "test_time_eval"]
+)
 def test_every_benchmark_documents_its_command(script):
     text = (BENCH / f"{script}.py").read_text()
     assert text.startswith('"""') and ("python benchmarks/" in text or "bash benchmarks/" in text)
