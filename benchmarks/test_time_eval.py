@@ -29,15 +29,20 @@ from lmlib.evaluation.records import evaluate_run_methods
 from lmlib.evaluation.tuning import GRIDS, METHODS
 from lmlib.presets import get_preset
 from lmlib.training.loop import train
-from lmlib.training.runs import read_config, read_results
+from lmlib.training.runs import RunPaths, read_config, read_metric_rows, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED_PTB_STATIC = 114.5  # Zaremba et al. 2014, small, test
 TARGETS = {"cache_gain": 0.10, "dynamic_gain": 0.15, "cache_speed": 0.25}
 
 
-def ensure_run(run_dir: Path, config) -> dict:
-    """A finished run in `run_dir`: reused when there, trained (or resumed) when not."""
+def ensure_run(run_dir: Path, config, as_is: bool) -> dict:
+    """A finished run in `run_dir`: reused, or trained (resumed) when missing; `as_is`: its best weights so far."""
+    if as_is:
+        rows = read_metric_rows(RunPaths(run_dir))
+        if not rows:
+            raise SystemExit(f"{run_dir} has no finished epoch to evaluate")
+        return {"unfinished": read_results(run_dir) is None, "epochs_run": float(rows[-1]["epoch"])}
     if read_results(run_dir) is None:
         print(f"training {run_dir} ...", flush=True)
         train(config, run_dir, progress=False)
@@ -106,6 +111,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--only", choices=("embedded", "ptb"), help="one model only")
     parser.add_argument("--grid", choices=tuple(GRIDS), default="full", help="tuning grid")
     parser.add_argument("--subset-tokens", type=int, default=0, help="train on the first N tokens only (tests)")
+    parser.add_argument("--as-is", action="store_true", help="evaluate a run's best weights so far, even unfinished")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--name", default="test_time_eval")
@@ -120,9 +126,10 @@ def main(argv=None) -> dict:
     models = {}
     for name, (run_dir, config) in plan.items():
         if args.only in (None, name):
-            ensure_run(run_dir, config)
+            state = ensure_run(run_dir, config, args.as_is)
             print(f"{name}: {run_dir}", flush=True)
             models[name] = evaluate(name, run_dir, args.grid)
+            models[name]["trained"] = state
     rows = [row for model in models.values() for row in model["rows"]]
     common.print_table([{**r, "change": f"{r['change']:+.1%}", "settings": str(r["settings"])} for r in rows])
     checked = targets(models)

@@ -103,3 +103,13 @@ def test_window_limits_the_history_per_row():
 def test_settings_are_validated(bad):
     with pytest.raises(LMError):
         CacheSettings(**bad)
+
+
+def test_replaying_a_cache_on_a_kept_pass_is_the_same_as_running_it():
+    from lmlib.evaluation.score import replay_cache
+
+    model, data = tiny_model(), repeated()
+    kept = run_pass(model, data, 7, keep=True)
+    direct = run_pass(model, data, 7, cache=(30, 2.0))
+    replayed = replay_cache(kept, 30, 2.0)
+    assert torch.equal(replayed.p_cache, direct.p_cache) and replayed.loss(0.3) == direct.loss(0.3)

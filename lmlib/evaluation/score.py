@@ -30,6 +30,7 @@ class Pass:
     p_cache: torch.Tensor | None  # (N,) or None without a cache
     has: torch.Tensor | None
     seconds: float
+    windows: list | None = None  # [(features (B, T, D), targets (B, T))] when kept, for `replay_cache`
 
     @property
     def tokens(self) -> int:
@@ -52,19 +53,26 @@ def run_pass(
     window: int,
     cache: tuple[int, float] | None = None,
     updater: DynamicUpdater | None = None,
+    keep: bool = False,
 ) -> Pass:
-    """Score `data` (B, columns) in windows of `window` tokens; cache = (W, theta) or None; updater: dynamic eval."""
+    """Score `data` (B, columns) in windows of `window` tokens; cache = (W, theta) or None; updater: dynamic eval.
+
+    `keep` keeps each window's features and targets, so `replay_cache` can try other caches
+    on the same (static) model without running it again.
+    """
     was_training = model.training
     model.eval()
     started = time.perf_counter()
     pointer = CachePointer(*cache) if cache is not None else None
     hidden = model.init_hidden(data.size(0), data.device)
-    nlls, p_caches, hases = [], [], []
+    nlls, p_caches, hases, kept = [], [], [], []
     for start, length in fixed_windows(data.size(1), window):
         x, y = get_batch(data, start, length)
         with torch.set_grad_enabled(updater is not None):
             out = model(x, hidden, targets=y, reduction="none")  # nll (B, T)
         nlls.append(out.nll.detach().float())
+        if keep:
+            kept.append((out.features.detach().float(), y))
         if pointer is not None:
             p_cache, has = pointer.step(out.features, y)
             p_caches.append(p_cache)
@@ -82,4 +90,18 @@ def run_pass(
         p_cache=torch.cat([t.reshape(-1) for t in p_caches]) if pointer is not None else None,
         has=torch.cat([t.reshape(-1) for t in hases]) if pointer is not None else None,
         seconds=time.perf_counter() - started,
+        windows=kept if keep else None,
+    )
+
+
+def replay_cache(scored: Pass, window: int, theta: float) -> Pass:
+    """`scored` (a static pass run with keep=True) with a cache of `window` positions and `theta` added."""
+    started = time.perf_counter()
+    pointer = CachePointer(window, theta)
+    steps = [pointer.step(features, targets) for features, targets in scored.windows]
+    return Pass(
+        nll=scored.nll,
+        p_cache=torch.cat([p.reshape(-1) for p, _ in steps]),
+        has=torch.cat([h.reshape(-1) for _, h in steps]),
+        seconds=scored.seconds + time.perf_counter() - started,
     )
