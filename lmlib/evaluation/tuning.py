@@ -4,11 +4,12 @@
 
 A setting the caller fixes is not tuned; the others take the grid's values (GRIDS: "full"
 for a real comparison, "small" for the smoke report and tests). The cache's lambda costs
-no pass (score.Pass.loss); each (window, theta) and each (lr, decay) is one pass over
-valid (the model itself runs once for all caches). "both" is dynamic evaluation's updated
-model feeding the cache: it keeps the settings chosen for each method alone and tunes only
-lambda again, on valid. Every method records its settings, what was tuned, the grid's validation perplexities, valid and test
-perplexity, the test pass's seconds and tokens/s, and its cost as a ratio to static.
+no pass (score.Pass.loss), and the model runs once on valid for all (window, theta): each
+cache is replayed on its kept features. Each (lr, decay) is one pass over valid. "both" is
+dynamic evaluation's updated model feeding the cache: it keeps the settings chosen for
+each method alone and tunes only lambda again, on valid. Every method records its
+settings, what was tuned, the grid's validation perplexities, valid and test perplexity,
+the test pass's seconds and tokens/s, and its cost as a ratio to static.
 """
 
 from __future__ import annotations
