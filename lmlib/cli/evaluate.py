@@ -29,7 +29,7 @@ def add(commands) -> None:
     dynamic.add_argument("--dynamic-lr", type=float, help="learning rate eta (tuned when absent)")
     dynamic.add_argument("--dynamic-decay", type=float, help="decay lambda towards the trained weights (tuned)")
     dynamic.add_argument("--dynamic-segment", type=int, help="tokens per update segment (default 5)")
-    parser.add_argument("--grid", choices=("full", "small"), default="full", help="tuning grid (default full)")
+    parser.add_argument("--grid", choices=("full", "report", "small"), default="full", help="tuning grid")
     parser.set_defaults(handler=run_evaluate)
 
 

@@ -63,7 +63,8 @@ class Step:
 
 
 # Notebook 03's test-time section tunes on a grid per profile: the smoke report only checks
-# that it runs (one cache and one dynamic setting), a real report tunes on the full grid.
+# that it runs (one cache and one dynamic setting); a real report tunes the cache on the full
+# grid and runs dynamic evaluation once (evaluation.tuning.GRIDS["report"]).
 TEST_TIME_GRIDS = {"smoke": "small"}
 
 
@@ -85,7 +86,7 @@ def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: P
                           title, parallel=True))  # fmt: skip
     compare = {"runs_root": str(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
                "prepared_dir": str(prepared_dir),
-               "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "full")}  # fmt: skip
+               "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report")}  # fmt: skip
     steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
         steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",

@@ -24,7 +24,7 @@ def best_runs(groups: list[Arm], arms: int = 1) -> list[str]:
     return [arm.best_record().name for arm in ranked]
 
 
-def method_results(runs_root: str, names: list[str], grid: str = "full") -> dict[str, dict]:
+def method_results(runs_root: str, names: list[str], grid: str = "report") -> dict[str, dict]:
     """{run: its test-time record's methods}, evaluated where the run has no matching record."""
     results = {}
     for name in names:
