@@ -82,9 +82,10 @@ def evaluate_run_methods(
     """Static and each method on a saved run (settings not given tuned on valid); merged into test_time.json."""
     model, splits, config = load_splits(run_dir, device, need_train=bool({"dynamic", "both"} & set(methods)))
     results = compare_methods(model, splits, config.train.bptt, methods, cache, dynamic, grid, log)
+    for method in results.values():
+        method["grid_name"] = grid  # per method: a later call with another grid merges into the same record
     entry = {
         "weights_sha256": weights_digest(run_dir),
-        "grid": grid,
         "rows": splits["test"].size(0),
         "threads": torch.get_num_threads(),
         "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

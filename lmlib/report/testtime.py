@@ -30,7 +30,8 @@ def method_results(runs_root: str, names: list[str], grid: str = "report") -> di
     for name in names:
         run_dir = Path(runs_root) / name
         record = read_record(run_dir)
-        if not record or record.get("grid") != grid or set(METHODS) - set(record.get("methods", {})):
+        methods = (record or {}).get("methods", {})
+        if set(METHODS) - set(methods) or any(methods[m].get("grid_name") != grid for m in METHODS):
             record = evaluate_run_methods(run_dir, METHODS, grid=grid, device="auto")
         results[name] = record["methods"]
     return results
