@@ -60,6 +60,11 @@ def detach_state(state):
     return state
 
 
+def no_cudnn_rnn():
+    """cuDNN's RNN backward refuses eval mode (no dropout), which dynamic evaluation needs: use PyTorch's kernel."""
+    return torch.backends.cudnn.flags(enabled=False)
+
+
 def gradient_rms(model: torch.nn.Module, train: torch.Tensor, segment: int, max_tokens: int) -> list[torch.Tensor]:
     """RMS_g: per weight, the root mean square of the mean-loss gradient over training segments (eval mode)."""
     params = trainable(model)
@@ -68,7 +73,7 @@ def gradient_rms(model: torch.nn.Module, train: torch.Tensor, segment: int, max_
     model.eval()
     hidden = model.init_hidden(train.size(0), train.device)
     steps, seen = 0, 0
-    with torch.enable_grad():
+    with torch.enable_grad(), no_cudnn_rnn():
         for start, length in fixed_windows(train.size(1), segment):
             if seen >= max_tokens:
                 break

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from lmlib.data.batching import fixed_windows, get_batch
 from lmlib.evaluation.cache import CachePointer, mixture_nll
-from lmlib.evaluation.dynamic import DynamicUpdater, detach_state
+from lmlib.evaluation.dynamic import DynamicUpdater, detach_state, no_cudnn_rnn
 
 
 @dataclass
@@ -68,7 +69,7 @@ def run_pass(
     nlls, p_caches, hases, kept = [], [], [], []
     for start, length in fixed_windows(data.size(1), window):
         x, y = get_batch(data, start, length)
-        with torch.set_grad_enabled(updater is not None):
+        with torch.set_grad_enabled(updater is not None), no_cudnn_rnn() if updater is not None else nullcontext():
             out = model(x, hidden, targets=y, reduction="none")  # nll (B, T)
         nlls.append(out.nll.detach().float())
         if keep:
