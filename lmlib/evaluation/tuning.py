@@ -9,7 +9,8 @@ cache is replayed on its kept features. Each (lr, decay) is one pass over valid.
 dynamic evaluation's updated model feeding the cache: it keeps the settings chosen for
 each method alone and tunes only lambda again, on valid. Every method records its
 settings, what was tuned, the grid's validation perplexities, valid and test perplexity,
-the test pass's seconds and tokens/s, and its cost as a ratio to static.
+the test pass's seconds and tokens/s, and its cost as a ratio to a static pass over test
+timed just before it.
 """
 
 from __future__ import annotations
@@ -85,12 +86,15 @@ def _both_pass(model, data, rms, dynamic: DynamicSettings, cache: CacheSettings)
         return run_pass(model, data, dynamic.segment, cache=(cache.window, cache.theta), updater=updater)
 
 
-def _entry(settings: dict, tuned: list[str], grid: list[dict], valid: float, test: Pass, lam: float = 0.0) -> dict:
+def _entry(settings, tuned, grid, valid: float, test: Pass, lam: float = 0.0, static_seconds=None) -> dict:
+    """One method's record; its cost is against a static pass over test timed just before it (same load)."""
     loss = test.loss(lam)
+    static_seconds = static_seconds or test.seconds
     return {
         "settings": settings, "tuned_on_valid": tuned, "grid": grid,
         "valid_ppl": perplexity(valid), "test_loss": loss, "test_ppl": perplexity(loss),
         "seconds": test.seconds, "tokens": test.tokens, "tokens_per_s": test.tokens / max(test.seconds, 1e-9),
+        "static_seconds": static_seconds, "cost_ratio": test.seconds / max(static_seconds, 1e-9),
     }  # fmt: skip
 
 
@@ -118,39 +122,46 @@ def compare_methods(
         chosen_cache, rows = tune_cache(model, splits["valid"], bptt, cache, values)
         tuned = [n for n in ("window", "theta", "lambda") if cache.get(n) is None]
         valid = min(r["valid_ppl"] for r in rows)
+        paired = _static_seconds(model, splits["test"], bptt)
         test = run_pass(model, splits["test"], bptt, cache=(chosen_cache.window, chosen_cache.theta))
-        results["cache"] = _entry(chosen_cache.to_dict(), tuned, rows, 0.0, test, chosen_cache.lam)
+        results["cache"] = _entry(chosen_cache.to_dict(), tuned, rows, 0.0, test, chosen_cache.lam, paired)
         results["cache"]["valid_ppl"] = valid
     if {"dynamic", "both"} & set(methods):
         segment = dynamic.get("segment") or DynamicSettings.segment
         rms, setup = _timed(lambda: gradient_rms(model, splits["train"], segment, STAT_TOKENS))
         chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, values)
         tuned = [n for n in ("lr", "decay") if dynamic.get(n) is None]
+        paired = _static_seconds(model, splits["test"], bptt)
         with adapting(model, rms, chosen_dynamic) as updater:
             test = run_pass(model, splits["test"], chosen_dynamic.segment, updater=updater)
-        results["dynamic"] = _entry(chosen_dynamic.to_dict(), tuned, rows, 0.0, test)
+        results["dynamic"] = _entry(chosen_dynamic.to_dict(), tuned, rows, 0.0, test, static_seconds=paired)
         results["dynamic"].update(valid_ppl=min(r["valid_ppl"] for r in rows), setup_seconds=setup)
     if "both" in methods:
-        results["both"] = _tune_both(model, splits, rms, chosen_dynamic, chosen_cache, cache, values)
+        results["both"] = _tune_both(model, splits, bptt, rms, chosen_dynamic, chosen_cache, cache, values)
     for name, entry in results.items():
-        entry["cost_ratio"] = entry["seconds"] / max(results["static"]["seconds"], 1e-9)
         if name != "static":
             log(f"{name}: valid ppl {entry['valid_ppl']:.2f}, test ppl {entry['test_ppl']:.2f}, {entry['settings']}")
     return {name: results[name] for name in ("static", *[m for m in METHODS if m in methods and m != "static"])}
 
 
-def _tune_both(model, splits, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed: dict, values: dict) -> dict:
+def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values) -> dict:
     """Dynamic evaluation feeding the cache: each method's settings kept, lambda re-tuned on valid."""
     scored = _both_pass(model, splits["valid"], rms, dynamic, cache)
     rows = [{"lambda": c["lambda"], "valid_ppl": perplexity(scored.loss(c["lambda"]))}
             for c in _candidates(fixed, values, ("lambda",))]  # fmt: skip
     best = min(rows, key=lambda r: r["valid_ppl"])
+    paired = _static_seconds(model, splits["test"], bptt)
     test = _both_pass(model, splits["test"], rms, dynamic, cache)
     settings = {"cache": {**cache.to_dict(), "lambda": best["lambda"]}, "dynamic": dynamic.to_dict()}
     tuned = ["lambda"] if fixed.get("lambda") is None else []
-    entry = _entry(settings, tuned, rows, 0.0, test, best["lambda"])
+    entry = _entry(settings, tuned, rows, 0.0, test, best["lambda"], paired)
     entry["valid_ppl"] = best["valid_ppl"]
     return entry
+
+
+def _static_seconds(model, test, bptt: int) -> float:
+    """A static pass over test timed right before a method's, so a shared machine's load hits both alike."""
+    return run_pass(model, test, bptt).seconds
 
 
 def _check_given(cache: dict, dynamic: dict) -> None:
