@@ -81,7 +81,7 @@ def targets(models: dict) -> dict:
         m = embedded["methods"]
         cache_gain = 1 - m["cache"]["test_ppl"] / m["static"]["test_ppl"]
         dynamic_gain = 1 - m["dynamic"]["test_ppl"] / m["static"]["test_ppl"]
-        speed = m["static"]["seconds"] / m["cache"]["seconds"]
+        speed = 1 / m["cache"]["cost_ratio"]  # against the static pass timed just before it
         out["embedded_cache_gain"] = {"measured": cache_gain, "target": TARGETS["cache_gain"],
                                       "met": cache_gain >= TARGETS["cache_gain"]}  # fmt: skip
         out["embedded_dynamic_gain"] = {"measured": dynamic_gain, "target": TARGETS["dynamic_gain"],
