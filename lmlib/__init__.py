@@ -12,6 +12,8 @@ this list (tests/test_architecture.py checks it), and nothing heavy runs at impo
     training/   device, checkpoint, weights (do saved weights fit a config), runs (run directories),
                 ownership (one writer per run directory), evaluate, optim (UpdateRule),
                 session (a run's live objects, checkpoint and resume), loop (train)
+    evaluation/ test-time methods: cache (the continuous cache pointer), dynamic (dynamic evaluation),
+                score (the one scoring pass), tuning (settings chosen on valid only), records (test_time.json)
     generate    sampling from a trained run
     sweep/      space (search space YAML), storage (SQLite, journal file, PostgreSQL + heartbeats),
                 worker (Optuna trials of train(), exactly N per study), results (tables for notebook 05)

@@ -21,7 +21,7 @@ LAYERS = {
     "lmlib.model": 2,
     "lmlib.presets": 3,
     "lmlib.training": 4,
-    "lmlib.generate": 5, "lmlib.sweep": 5,
+    "lmlib.evaluation": 5, "lmlib.generate": 5, "lmlib.sweep": 5,
     "lmlib.report": 6,
     "lmlib.apps": 7,
     "lmlib.cli": 8, "lmlib.__main__": 8,
@@ -70,7 +70,7 @@ def test_imports_point_down_the_layers(path):
 
 def test_every_layer_is_in_the_package_map():
     described = (PACKAGE / "__init__.py").read_text()
-    for folder in ("data/", "model/", "training/", "sweep/", "report/", "apps/"):
+    for folder in ("data/", "model/", "training/", "evaluation/", "sweep/", "report/", "apps/"):
         assert folder in described
 
 

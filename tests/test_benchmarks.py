@@ -118,6 +118,17 @@ def test_transformer_vs_lstm_script(tmp_path):
         assert row["test_ppl"] > 1 and row["train_tokens_per_s"] > 0 and row["eval_tokens_per_s"] > 0
 
 
+def test_test_time_eval_script(tmp_path):
+    run = tmp_path / "cpu-run"
+    args = ["--only", "embedded", "--cpu-run", str(run), "--epochs", "1", "--grid", "small", "--threads", "1"]
+    run_script([sys.executable, "benchmarks/test_time_eval.py", *args, *TINY], tmp_path)
+    payload = load(tmp_path, "test_time_eval")
+    assert [r["method"] for r in payload["rows"]] == ["static", "cache", "dynamic", "both"]
+    assert set(payload["targets"]) == {"embedded_cache_gain", "embedded_dynamic_gain", "cache_speed_vs_static"}
+    assert all(isinstance(t["met"], bool) for t in payload["targets"].values())
+    assert (run / "test_time.json").is_file()  # the run keeps the same record
+
+
 def test_memory_script(tmp_path):
     run_script(
         [sys.executable, "benchmarks/memory.py", "--minutes", "0.01", "--width", "16", "--threads", "1", *TINY],
@@ -198,7 +209,8 @@ def test_flop_count_of_the_original_step():
 
 
 @pytest.mark.parametrize(
-    "script", ["throughput", "generation", "time_to_quality", "memory", "gpu_check", "transformer_vs_lstm"]
+    "script",
+    ["throughput", "generation", "time_to_quality", "memory", "gpu_check", "transformer_vs_lstm", "test_time_eval"],
 )
 def test_every_benchmark_documents_its_command(script):
     text = (BENCH / f"{script}.py").read_text()

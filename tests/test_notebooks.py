@@ -35,7 +35,7 @@ def smoke_parameters(name: str, tmp: Path) -> dict:
             "prepared_dir": prepared,
             "runs_root": runs,
         },
-        "03": {"runs_root": runs},
+        "03": {"runs_root": runs, "test_time_grid": "small"},
         "04": {"runs_root": runs},
         "05": {
             "study": "smoke",

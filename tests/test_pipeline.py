@@ -284,6 +284,25 @@ def test_the_gap_section_adds_up_to_the_recorded_perplexities(smoke_report):
     assert "Why is test perplexity above validation?" in html and "Overfitting to the training text" in html
 
 
+def test_the_test_time_section_records_what_the_library_computes(smoke_report):
+    from lmlib.evaluation.records import read_record
+    from lmlib.report.notebook import recorded_results
+    from lmlib.report.testtime import method_summary
+    from lmlib.training.runs import read_results
+
+    compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
+    runs_root = smoke_report.parents[2] / "runs"
+    assert list(compared["test_time"]) == [compared["best_run"]]  # the best seed of the best arm
+    for run, methods in compared["test_time"].items():
+        record = read_record(runs_root / run)
+        assert {e["grid_name"] for e in record["methods"].values()} == {"small"}  # pipeline.TEST_TIME_GRIDS
+        assert methods == method_summary({run: record["methods"]})[run]
+        assert set(methods) == {"static", "cache", "dynamic", "both"}
+        assert methods["static"]["test_ppl"] == pytest.approx(read_results(runs_root / run)["test_ppl"], rel=1e-5)
+    html = smoke_report.read_text(encoding="utf-8")
+    assert "Test-time methods: cache and dynamic evaluation" in html
+
+
 def test_a_report_on_another_corpus_goes_to_its_own_folders_and_names_the_corpus(tmp_path, fake_notebooks, monkeypatch):
     from conftest import write_hpd
 

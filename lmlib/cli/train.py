@@ -1,4 +1,4 @@
-"""`train` (or resume) a run and `evaluate` a trained one."""
+"""`train` (or resume) a run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from lmlib.errors import LMError
 
 def add(commands) -> None:
     add_train(commands)
-    add_evaluate(commands)
 
 
 def add_train(commands) -> None:
@@ -98,31 +97,4 @@ def _dry_run(config: RunConfig, as_json: bool) -> int:
     _, parameters = planned_weights(len(prepared.vocab), config.model)  # counted on the meta device: no allocation
     report = {"parameters": parameters, "vocab_size": len(prepared.vocab), "config": config.to_dict()}
     print(json_line(report) if as_json else f"{parameters:,} parameters, vocabulary {len(prepared.vocab):,}")
-    return 0
-
-
-def add_evaluate(commands) -> None:
-    parser = commands.add_parser(
-        "evaluate", help="perplexity of a trained run on valid and test",
-        description="Perplexity of a run's best weights: exp(mean cross-entropy per token).",
-    )  # fmt: skip
-    options.add_run_dir(parser, "the run directory")
-    options.add_device(parser)
-    parser.add_argument("--json", action="store_true")
-    parser.set_defaults(handler=run_evaluate)
-
-
-def run_evaluate(args) -> int:
-    from lmlib.training.evaluate import evaluate_run
-    from lmlib.training.runs import read_config, read_results
-
-    _, run = read_config(args.run_dir)
-    result = evaluate_run(args.run_dir, device=args.device)
-    saved = read_results(args.run_dir) or {}
-    report = {"parameters": run.get("parameters"), "best_epoch": saved.get("best_epoch"),
-              "wall_seconds": saved.get("wall_seconds"), **result}  # fmt: skip
-    if args.json:
-        print(json_line(report))  # NaN and infinities (a diverged model) are null: strict JSON
-    else:
-        print(f"{args.run_dir}: valid ppl {result['valid_ppl']:.2f}, test ppl {result['test_ppl']:.2f}")
     return 0

@@ -62,6 +62,12 @@ class Step:
     parallel: bool = False  # may run at the same time as its neighbours that may too (training runs)
 
 
+# Notebook 03's test-time section tunes on a grid per profile: the smoke report only checks
+# that it runs (one cache and one dynamic setting); a real report tunes the cache on the full
+# grid and runs dynamic evaluation once (evaluation.tuning.GRIDS["report"]).
+TEST_TIME_GRIDS = {"smoke": "small"}
+
+
 def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: Path | None = None) -> list[Step]:
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
     data = {"corpus": profile.corpus, "protocol": profile.protocol, "min_freq": profile.min_freq}
@@ -79,7 +85,8 @@ def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: P
         steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{rep.name}.ipynb", parameters, f"training run {rep.name!r}",
                           title, parallel=True))  # fmt: skip
     compare = {"runs_root": str(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
-               "prepared_dir": str(prepared_dir)}  # fmt: skip
+               "prepared_dir": str(prepared_dir),
+               "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report")}  # fmt: skip
     steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
         steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",
