@@ -1,5 +1,7 @@
 """Dynamic evaluation: lr 0 is static evaluation, the trained weights stay, no token is seen before it is scored."""
 
+import math
+
 import pytest
 import torch
 
@@ -88,3 +90,18 @@ def test_decay_pulls_the_weights_back_to_the_trained_ones(model):
 def test_settings_are_validated(bad):
     with pytest.raises(LMError):
         DynamicSettings(**bad)
+
+
+def test_weights_the_statistics_never_moved_take_their_tensors_mean_rms():
+    from lmlib.evaluation.dynamic import seen_rms
+
+    rms = torch.tensor([[0.0, 2.0], [4.0, 0.0]])  # e.g. embedding rows of words the statistics never saw
+    assert seen_rms(rms).tolist() == [[3.0, 2.0], [4.0, 3.0]]  # never 0: no 1/eps step for a rare word
+    assert seen_rms(torch.zeros(3)).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_tuning_never_chooses_a_setting_that_diverged():
+    from lmlib.evaluation.tuning import _finite_ppl
+
+    rows = [{"lr": 1e-3, "valid_ppl": math.inf}, {"lr": 1e-4, "valid_ppl": 300.0}, {"lr": 1e-2, "valid_ppl": math.nan}]
+    assert min(rows, key=_finite_ppl)["lr"] == 1e-4

@@ -89,6 +89,18 @@ def gradient_rms(model: torch.nn.Module, train: torch.Tensor, segment: int, max_
     return [torch.sqrt(square / max(steps, 1)) for square in squares]
 
 
+def seen_rms(rms: torch.Tensor) -> torch.Tensor:
+    """RMS_g with the weights the statistics never moved (exactly 0) given their tensor's mean.
+
+    The training segments leave some rows without any gradient (words they never contain, a
+    Transformer's unused positions); with RMS_g = 0 the step grad / (0 + eps) is 1 / eps
+    times the gradient and one rare word in the evaluated text blows the weights up. The
+    paper's statistics cover the whole training set, where this barely happens.
+    """
+    seen = rms[rms > 0]
+    return torch.where(rms > 0, rms, seen.mean() if seen.numel() else torch.ones((), device=rms.device))
+
+
 class DynamicUpdater:
     """One RMS-with-decay step per scored segment; `restore` puts the trained weights back."""
 
@@ -96,7 +108,7 @@ class DynamicUpdater:
         self.params = trainable(model)
         self.settings = settings
         self.origin = [p.detach().clone() for p in self.params]
-        self.denominator = [r + EPSILON for r in rms]
+        self.denominator = [seen_rms(r) + EPSILON for r in rms]
         mean_rms = torch.stack([r.mean() for r in rms]).mean()
         # lambda * r clipped at 1: a larger step would overshoot the trained weights (dynamiceval.py).
         self.decay = [torch.clamp(settings.decay * r / mean_rms, max=1.0) for r in rms]
