@@ -135,7 +135,8 @@ def test_the_smoke_report_runs_from_an_empty_folder(installed, tmp_path):
     report = tmp_path / "reports" / "smoke" / "report.html"
     assert report.is_file(), done.stdout[-2000:]
     html = report.read_text(encoding="utf-8")
-    names = ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2"]  # two arms x seeds 1 and 2
+    # two LSTM arms x seeds 1 and 2, and a Transformer arm with seed 1 (params/smoke.yaml)
+    names = ["smoke-s1", "smoke-s2", "smoke-tied-s1", "smoke-tied-s2", "smoke-transformer-s1"]
     for name in names:
         assert name in html and (tmp_path / "runs" / "report-smoke" / name / "results.json").is_file()
     summary = json.loads((report.parent / "summary.json").read_text())
