@@ -31,3 +31,11 @@ def test_gitignore_keeps_runs_venv_and_the_copyrighted_corpus_out():
     ignored = (ROOT / ".gitignore").read_text().split()
     for entry in ("runs/", ".venv/", "data/hpd/", "__pycache__/"):
         assert entry in ignored
+
+
+def test_the_wheel_lists_every_code_package():
+    """A subpackage missing from [tool.setuptools] packages is missing from the wheel (lmlib.evaluation once was)."""
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "lmlib").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)

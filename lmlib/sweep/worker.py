@@ -175,9 +175,14 @@ class _Objective:
             return "pruned" if trial.should_prune() else None
 
         from lmlib.training.loop import TrainingInterrupted, train
+        from lmlib.training.runs import RunPaths
 
+        # A retry resumes the dead trial's checkpoint; a worker killed before its first
+        # checkpoint (after an epoch's metrics row) leaves nothing to resume: start it over.
+        restart = first is not None and not RunPaths(run_dir).last.is_file()
         try:
-            results = train(config, run_dir, prepared=self._prepare(config), progress=False, on_epoch=on_epoch)
+            results = train(config, run_dir, prepared=self._prepare(config), progress=False, on_epoch=on_epoch,
+                            restart=restart)  # fmt: skip
         except TrainingInterrupted as err:
             raise KeyboardInterrupt from err  # the worker stops; the trial is re-queued (run_worker)
         for key in ("valid_ppl", "test_ppl", "best_epoch", "epochs_run", "stopped", "parameters", "wall_seconds"):
