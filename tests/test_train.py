@@ -81,7 +81,12 @@ AWD_EVERYTHING = dict(
 )
 
 
-@pytest.mark.parametrize("overrides", [dict(), AWD_EVERYTHING], ids=["original", "awd-ntasgd"])
+SMALL_TRANSFORMER = dict(arch="transformer", n_heads=2, context=10, hid_dim=32)
+
+
+@pytest.mark.parametrize(
+    "overrides", [dict(), AWD_EVERYTHING, SMALL_TRANSFORMER], ids=["original", "awd-ntasgd", "transformer"]
+)
 def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, overrides):
     config = small(**overrides)
     if config.train.optimizer == "ntasgd":
@@ -99,6 +104,9 @@ def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, mon
     pd.testing.assert_frame_equal(
         read_metrics(tmp_path / "whole").drop(columns=drop), read_metrics(tmp_path / "cut").drop(columns=drop)
     )
+    if overrides is SMALL_TRANSFORMER:  # the Transformer's own check (tests/test_transformer.py had it): it learns
+        metrics = read_metrics(tmp_path / "whole")
+        assert metrics["valid_loss"].iloc[-1] < metrics["valid_loss"].iloc[0]
 
 
 def test_killed_process_resumes_from_its_last_checkpoint(tmp_path):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 from test_cli_train import lmlib
-from test_train import ORIGINAL_STEP, interrupt_after, small
+from test_train import small
 
 from lmlib.config import ModelConfig, RunConfig
 from lmlib.errors import LMError
@@ -16,8 +16,7 @@ from lmlib.model.lstm import LSTMLanguageModel
 from lmlib.model.transformer import TransformerLanguageModel
 from lmlib.presets import get_preset
 from lmlib.training.loop import train
-from lmlib.training.optim import UpdateRule
-from lmlib.training.runs import load_model, read_metrics
+from lmlib.training.runs import load_model
 
 V = 50
 NO_DROPOUT = dict(dropout_input=0.0, dropout_hidden=0.0, dropout_output=0.0)
@@ -127,26 +126,7 @@ def test_the_preset_has_the_cpu_lstms_parameters():
 
 
 SMALL_TRANSFORMER = dict(arch="transformer", n_heads=2, context=10, hid_dim=32)
-
-
-def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch):
-    """tests/test_train.py's exact-resume check, with arch=transformer."""
-    config = small(**SMALL_TRANSFORMER)
-    whole = train(config, tmp_path / "whole", progress=False)
-    interrupt_after(monkeypatch, 95)  # mid-way through epoch 2 (about 75 steps per epoch)
-    with pytest.raises(LMError, match="run the same command to resume"):
-        train(config, tmp_path / "cut", progress=False)
-    assert len(read_metrics(tmp_path / "cut")) == 1
-    monkeypatch.setattr(UpdateRule, "step", ORIGINAL_STEP)
-    resumed = train(config, tmp_path / "cut", progress=False)
-    for key in ("valid_ppl", "test_ppl", "best_epoch"):
-        assert resumed[key] == whole[key], key
-    drop = ["train_seconds", "train_tokens_per_s", "wall_seconds"]
-    pd.testing.assert_frame_equal(
-        read_metrics(tmp_path / "whole").drop(columns=drop), read_metrics(tmp_path / "cut").drop(columns=drop)
-    )
-    metrics = read_metrics(tmp_path / "whole")
-    assert metrics["valid_loss"].iloc[-1] < metrics["valid_loss"].iloc[0]  # and it learns
+# Exact resume after Ctrl-C: tests/test_train.py runs its check for arch=transformer too.
 
 
 def test_cli_trains_evaluates_and_generates_a_transformer(tmp_path):
