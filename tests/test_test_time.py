@@ -60,6 +60,22 @@ def test_fixed_settings_are_not_tuned(loaded):
     assert results["cache"]["tuned_on_valid"] == [] and len(results["cache"]["grid"]) == 1
 
 
+def test_dynamic_lr_grid_follows_the_rows_evaluated_against_the_statistics_rows(loaded):
+    """Fewer evaluation rows than statistics rows: noisier update gradients, so eta shrinks by sqrt(ratio)."""
+    model, splits, bptt = loaded
+    assert tuning.lr_row_scale(32, 32) == 1.0 and tuning.lr_row_scale(1, 25) == pytest.approx(0.2)
+    one_row = {name: split[:1] for name, split in splits.items() if name != "train"}
+    rows = splits["train"].size(0)
+    results = tuning.compare_methods(model, {**splits, **one_row}, bptt, methods=("dynamic",), grid="small")
+    scale = (1 / rows) ** 0.5
+    assert results["dynamic"]["lr_row_scale"] == pytest.approx(scale)
+    tried = sorted(r["lr"] for r in results["dynamic"]["grid"])
+    assert tried == pytest.approx([lr * scale for lr in tuning.GRIDS["small"]["lr"]])
+    fixed = tuning.compare_methods(model, one_row | {"train": splits["train"]}, bptt, methods=("dynamic",),
+                                   dynamic={"lr": 1e-3, "decay": 0.01}, grid="small")  # fmt: skip
+    assert fixed["dynamic"]["settings"]["lr"] == 1e-3  # a setting given is used as given
+
+
 def test_static_is_the_runs_own_test_perplexity(loaded, smoke_run):
     model, splits, bptt = loaded
     results = tuning.compare_methods(model, splits, bptt, methods=(), grid="small")
