@@ -35,6 +35,20 @@ def train_tiny_run(folder: Path) -> Path:
     return folder
 
 
+def fit_one_batch(model, x, y, lr: float, steps: int = 150) -> float:
+    """Adam on one (x, y) batch for `steps` steps; the last loss (a model that can learn gets near 0)."""
+    import torch
+
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = model(x, model.init_hidden(x.size(0)), y).loss
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The smoke run, trained once per session; $LMLIB_TEST_RUN names a trained run to use instead

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from lm_fixtures import fit_one_batch
 
 from lmlib.config import ModelConfig
 from lmlib.errors import LMError
@@ -55,14 +56,7 @@ def test_loss_at_initialisation_is_about_log_vocab():
 def test_overfits_one_batch():
     torch.manual_seed(0)
     model = LSTMLanguageModel(V, tiny())
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x, y = IDS[:, :-1], IDS[:, 1:]
-    for _ in range(150):
-        optimizer.zero_grad()
-        loss = model(x, model.init_hidden(3), y).loss
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < 0.5  # from ln(50) = 3.9
+    assert fit_one_batch(model, IDS[:, :-1], IDS[:, 1:], lr=1e-2) < 0.5  # from ln(50) = 3.9
 
 
 @pytest.mark.parametrize(
