@@ -123,6 +123,21 @@ def test_an_unknown_storage_is_a_clear_error():
         open_storage("mysql://x")
 
 
+def test_workers_started_together_on_a_new_sqlite_file_all_open_it(tmp_path):
+    """Each creates the schema it does not see yet; the losers of that race try again (CI saw the
+    alembic_version UNIQUE error when two workers started at once)."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import sys, time; from lmlib.sweep.storage import open_storage; "
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); open_storage(sys.argv[2]); print('ok')"
+    )
+    start = str(time.time() + 8)  # after every interpreter has imported optuna: they create the tables at once
+    command = [sys.executable, "-c", code, start, url]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert [out.strip() for out, _ in outputs] == ["ok"] * 4, [err[-800:] for _, err in outputs]
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() without optimize()
 def test_a_stale_journal_trial_is_retried_once_even_when_two_workers_notice(tmp_path):
     url = f"journal:{tmp_path / 'study.journal'}"

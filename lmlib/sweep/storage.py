@@ -49,9 +49,7 @@ def open_storage(url: str, heartbeat: int = 60, grace: int | None = None):
         url = _with_installed_driver(url)
         callback = "heartbeat_stale_trial_callback" if _new_heartbeat_api() else "failed_trial_callback"
         try:
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat, grace_period=grace, **{callback: retry}
-            )
+            return _rdb_storage(url, heartbeat_interval=heartbeat, grace_period=grace, **{callback: retry})
         except ImportError as err:
             raise LMError(f"{url.split(':')[0]} needs its driver: pip install 'lmlib[postgres]' ({err})") from None
         except Exception as err:  # sqlalchemy's errors: a server that does not answer, a wrong password
@@ -59,6 +57,28 @@ def open_storage(url: str, heartbeat: int = 60, grace: int | None = None):
     raise LMError(
         f"unknown storage {url!r}: use sqlite:///path.db, journal:/path/to/file.journal or postgresql://user@host/db"
     )
+
+
+def _rdb_storage(url: str, attempts: int = 5, **options):
+    """optuna's RDBStorage, tried again when another worker is creating the same new database's tables.
+
+    Two workers started together on a fresh database both see no schema and both create it;
+    the slower one fails on the alembic version row (IntegrityError) or on a table that now
+    exists. On the next try the schema is there and the storage opens.
+    """
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url, **options)
+        except (IntegrityError, OperationalError) as err:
+            racing = isinstance(err, IntegrityError) or any(
+                word in str(err) for word in ("already exists", "database is locked")
+            )
+            if not racing or attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def _with_installed_driver(url: str) -> str:
