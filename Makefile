@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 # The CPU build here; elsewhere e.g. make test TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed-stamp
+# pytest workers: one per core of a 2-core CI box (each test file stays on one worker, in order)
+TEST_WORKERS ?= 2
 
 .PHONY: setup report test clean
 
@@ -26,7 +28,7 @@ report: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) prepared runs
