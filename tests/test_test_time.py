@@ -71,7 +71,7 @@ def test_dynamic_lr_grid_follows_the_rows_evaluated_against_the_statistics_rows(
     assert results["dynamic"]["lr_row_scale"] == pytest.approx(scale)
     tried = sorted(r["lr"] for r in results["dynamic"]["grid"])
     assert tried == pytest.approx([lr * scale for lr in tuning.GRIDS["small"]["lr"]])
-    fixed = tuning.compare_methods(model, one_row | {"train": splits["train"]}, bptt, methods=("dynamic",),
+    fixed = tuning.compare_methods(model, {**splits, **one_row}, bptt, methods=("dynamic",),
                                    dynamic={"lr": 1e-3, "decay": 0.01}, grid="small")  # fmt: skip
     assert fixed["dynamic"]["settings"]["lr"] == 1e-3  # a setting given is used as given
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from lm_fixtures import fit_one_batch
 from test_cli_train import lmlib
-from test_train import small
+from test_train import SMALL_TRANSFORMER, small
 
 from lmlib.config import ModelConfig, RunConfig
 from lmlib.errors import LMError
@@ -119,8 +119,7 @@ def test_the_preset_has_the_cpu_lstms_parameters():
     assert lstm == 3_944_192 and abs(transformer / lstm - 1) < 0.02
 
 
-SMALL_TRANSFORMER = dict(arch="transformer", n_heads=2, context=10, hid_dim=32)
-# Exact resume after Ctrl-C: tests/test_train.py runs its check for arch=transformer too.
+# Exact resume after Ctrl-C: tests/test_train.py runs its check for arch=transformer (SMALL_TRANSFORMER) too.
 
 
 def test_cli_trains_evaluates_and_generates_a_transformer(tmp_path):
