@@ -38,6 +38,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         emb_dim=256, hid_dim=256, init="awd", **AWD_REGULARISATION, adaptive_softmax=True,
         lr=5e-3, batch_size=32, bptt=35, max_minutes=10.0, patience=3, precision="mixed",
     ),
+    # The shipped model (`--model austen`): trained once to early stopping on the embedded corpus
+    # and packaged with lmlib. Twice the cpu recipe's width with tied input and output embeddings
+    # (Press & Wolf 2017; Inan et al. 2017: fewer parameters, better perplexity on small corpora),
+    # which keeps it at 6.5M parameters (13 MB in fp16). AWD-LSTM's regularisers at about their
+    # Penn Treebank strengths for a model this size (Merity et al. 2017, §4), Adam at 3e-3 with the
+    # original plateau schedule, patience 3, and fp32 so that a rebuild gives the same numbers on
+    # any CPU.
+    "austen": dict(
+        emb_dim=400, hid_dim=512, init="awd", tie_weights=True, locked_dropout=True,
+        dropout_input=0.4, dropout_hidden=0.25, dropout_output=0.4, dropout_embedding=0.1, weight_drop=0.4,
+        alpha=2.0, beta=1.0, lr=3e-3, batch_size=32, bptt=35, epochs=60, patience=3, precision="fp32",
+    ),
     # The Transformer baseline beside `cpu` (issue 15): the same data, batches, bptt, budget,
     # head and precision; 2 GPT-2 blocks 256 wide (4 heads, feed-forward 512) with the last 35
     # tokens carried as context make the cpu LSTM's parameter count within 1% (3.96M vs 3.94M
