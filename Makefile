@@ -1,6 +1,7 @@
 # Two commands do everything (see README):
 #   make report   set up .venv if needed, then run the main job on the embedded corpus
-#   make test     set up .venv if needed, then run the whole test suite
+#   make test     set up .venv if needed, then run the whole test suite (what CI runs)
+#   make test-fast   the unit tier only (tests/unit: under a minute), while you work
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 # pytest workers: one per core of a 2-core CI box (each test file stays on one worker, in order)
 TEST_WORKERS ?= 2
 
-.PHONY: setup report test clean
+.PHONY: setup report test test-fast clean
 
 setup: $(STAMP)
 
@@ -29,6 +30,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 clean:
 	rm -rf $(VENV) prepared runs

@@ -17,10 +17,11 @@ this list (tests/test_architecture.py checks it), and nothing heavy runs at impo
     generate    sampling from a trained run
     sweep/      space (search space YAML), storage (SQLite, journal file, PostgreSQL + heartbeats),
                 worker (Optuna trials of train(), exactly N per study), results (tables for notebook 05)
-    report/     profiles (params/*.yaml), compare (records, table, curves), analysis (prose),
+    report/     profiles (params/*.yaml, read and checked), compare (records, table, curves), analysis (prose),
                 figures, notebook (helpers + results contract), outputs (git policy), html,
                 title, browser (headless Chromium), pipeline (papermill -> report.html)
-    apps/       panel (ipywidgets), web (Flask) and its static page
+    apps/       panel (ipywidgets), colab (set-up on Colab), web/ (the Flask app: request, guard, admission,
+                stream, server, app, and its static page)
     cli/        `python -m lmlib COMMAND`, one module per command
 
 Import what you need, e.g. `from lmlib.data.corpus import load_corpus`.

@@ -6,6 +6,7 @@ fixtures without importing them; the trained run is cached here once per session
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -218,3 +220,27 @@ def screenshot_dir(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("LMLIB_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextlib.contextmanager
+def serving(app, **options):
+    """`app` under waitress in a thread on a free loopback port; yields its URL."""
+    import waitress
+    from waitress import wasyncore
+
+    server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
+    stop = threading.Event()
+
+    def run():  # waitress's own loop, in steps, so that it closes its sockets itself
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        wasyncore.close_all(server._map)
+        server.task_dispatcher.shutdown()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}/"
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -64,17 +64,6 @@ def test_a_cache_that_holds_the_answer_lowers_the_loss():
     assert short.loss(0.5) > scored.loss(0.5) + 0.5
 
 
-def test_a_trained_run_is_helped_by_a_cache_on_repeated_text(smoke_run):
-    """The real model (the smoke run) on a test row that repeats itself: the cache lowers the loss."""
-    from lmlib.training.runs import load_model
-
-    model, _, _ = load_model(smoke_run, "cpu")
-    generator = torch.Generator().manual_seed(2)
-    data = torch.randint(model.vocab_size, (2, 60), generator=generator).repeat(1, 4)
-    scored = run_pass(model, data, 20, cache=(300, 1.0))
-    assert scored.loss(0.3) < scored.loss(0.0) - 0.5
-
-
 def test_p_cache_is_the_attention_on_positions_followed_by_the_target():
     """A hand-computed case: one row, keys seen before, the same query twice."""
     pointer = CachePointer(window=10, theta=1.0)

@@ -1,34 +1,4 @@
-"""The web app: the original study's generation page and API, made safe and streaming.
-
-    python -m lmlib serve --run runs/<name> [--host 127.0.0.1] [--port 5000] [--dev]
-
-That command is the production server (waitress); `--dev` uses Flask's own server instead,
-still without debug mode. It binds 127.0.0.1 unless told otherwise.
-
-Routes: `GET /` (the page), `GET /health`, `POST /generate` (JSON in, JSON out; the
-original's `{prompt, max_seq_len, temperature}` still works) and `POST /generate/stream`
-(the same JSON in, server-sent events out: one `token` event per word, then `done` or
-`error`). The model is loaded once; each request gets its own hidden state from the
-Generator and is bounded in tokens and seconds.
-
-Staying responsive under load. A generation holds one server thread from start to end;
-waitress hands requests to a fixed pool of threads, and a request waiting for a generation
-slot holds one too. So the app admits at most `max_concurrent` generations plus
-`max_queue` waiting ones (web_admission) and answers any other generation request 503 with
-Retry-After at once, without waiting; and the pool has `SPARE_THREADS` threads beyond
-those, so /health, the page, static files and the refusals always find a free thread.
-waitress reads request bodies (slow clients included) and buffers answers in its own
-event loop, so a slow client holds no thread either. A client that has gone costs nothing
-more: waitress drops its request if it has not started, a waiting request leaves the queue,
-and a generation stops before its next token (`waitress.client_disconnected`).
-
-The handlers are plain functions on one Blueprint; what they share (the generator, the
-limits, the admission control) is one `WebState` in `app.extensions`, so `create_app` only
-wires them. The pieces live next door: web_request (limits, validation), web_guard (who
-may call: Host, Origin, JSON only), web_admission (slots and queue), web_stream (one
-bounded generation, its JSON summary and its events), web_serve (the socket, waitress's
-settings, the server loop).
-"""
+"""The Flask app of lmlib.apps.web (see the package docstring) and `serve`, which runs it."""
 
 from __future__ import annotations
 
@@ -40,17 +10,12 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from lmlib.apps import web_serve
-from lmlib.apps.web_admission import Admission, Busy, ClientGone, never
-from lmlib.apps.web_guard import LOOPBACK, HostGuard, check_json
-from lmlib.apps.web_request import GenerationRequest, Limits, Refused, parse_request, too_large
-from lmlib.apps.web_serve import SPARE_THREADS, waitress_options
-from lmlib.apps.web_stream import collect, events, run_bounded, summary
+from lmlib.apps.web import server
+from lmlib.apps.web.admission import Admission, ClientGone, never
+from lmlib.apps.web.guard import LOOPBACK, HostGuard, check_json
+from lmlib.apps.web.request import GenerationRequest, Limits, Refused, parse_request, too_large
+from lmlib.apps.web.stream import collect, events, run_bounded, summary
 from lmlib.errors import LMError
-
-__all__ = [
-    "SPARE_THREADS", "STATIC", "Busy", "Limits", "create_app", "parse_request", "serve", "summary", "waitress_options"
-]  # fmt: skip
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Inline scripts and other origins are refused by the browser itself, so even an escaping
@@ -133,7 +98,7 @@ def http_error(err: HTTPException):
 
 @bp.before_app_request
 def check_caller():
-    # Before any body is read, on every route: see web_guard for the attacks this stops.
+    # Before any body is read, on every route: see guard.py for the attacks this stops.
     _state().guard.check(request.headers.get("Host"), request.headers.get("Origin"))
     check_json(request.method, request.mimetype)
 
@@ -217,14 +182,14 @@ def serve(
     from lmlib.generate import Generator
 
     limits = limits or Limits()
-    sock = web_serve.listen(host, port)  # before the model loads: a busy port is said at once
+    sock = server.listen(host, port)  # before the model loads: a busy port is said at once
     try:
         generator = Generator.from_run(run_dir)
         guard = HostGuard.for_bind(host, port, allow_hosts)
         app = create_app(generator, limits=limits, name=Path(run_dir).name, guard=guard)
         if host not in LOOPBACK:
             print(f"warning: serving on {host}: anyone who can reach this machine can use the model")
-        print(f"serving {run_dir} on {web_serve.url(host, port)} (Ctrl-C stops)", flush=True)
-        web_serve.run(app, sock, limits, production)
+        print(f"serving {run_dir} on {server.url(host, port)} (Ctrl-C stops)", flush=True)
+        server.run(app, sock, limits, production)
     finally:
         sock.close()

@@ -9,6 +9,7 @@ import torch
 
 from lmlib.evaluation import tuning
 from lmlib.evaluation.records import RECORD_NAME, evaluate_run_methods, load_splits, read_record
+from lmlib.evaluation.score import run_pass
 from lmlib.training.runs import RunPaths, read_results
 
 SMALL = {"window": (20, 50), "theta": (0.3, 1.0), "lambda": (0.1, 0.2), "lr": (1e-3, 1e-2), "decay": (0.01,)}
@@ -115,3 +116,14 @@ def test_cli_evaluate_cache_and_dynamic_json(smoke_run, tmp_path):
     assert (run / RECORD_NAME).is_file()
     bad = lmlib("evaluate", "--run", str(run), "--cache", "--cache-lambda", "2")
     assert bad.returncode == 2 and bad.stderr.startswith("error: cache lambda") and "Traceback" not in bad.stderr
+
+
+def test_a_trained_run_is_helped_by_a_cache_on_repeated_text(smoke_run):
+    """The real model (the smoke run) on a test row that repeats itself: the cache lowers the loss."""
+    from lmlib.training.runs import load_model
+
+    model, _, _ = load_model(smoke_run, "cpu")
+    generator = torch.Generator().manual_seed(2)
+    data = torch.randint(model.vocab_size, (2, 60), generator=generator).repeat(1, 4)
+    scored = run_pass(model, data, 20, cache=(300, 1.0))
+    assert scored.loss(0.3) < scored.loss(0.0) - 0.5

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from lm_fixtures import screenshot_dir
-from test_web import serving
+from lm_fixtures import screenshot_dir, serving
 
 from lmlib.apps.web import Limits, create_app
 from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS

@@ -154,7 +154,8 @@ def test_the_web_app_and_the_notebooks_load_runs_with_auto(tiny_run, asked_devic
     pytest.importorskip("waitress")
     from lm_fixtures import free_port
 
-    from lmlib.apps import web, web_serve
+    from lmlib.apps import web
+    from lmlib.apps.web import server as web_serve
     from lmlib.report import notebook
 
     monkeypatch.setattr(web_serve, "run", lambda app, sock, limits, production: None)  # load the model, serve nothing

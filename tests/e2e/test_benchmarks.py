@@ -19,7 +19,7 @@ import torch
 
 from lmlib.training.device import resolve_precision
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"  # on sys.path through pytest's `pythonpath` (pyproject.toml)
 
 TINY = ["--subset-tokens", "8000"]

@@ -7,8 +7,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from lmlib.apps.web_admission import ClientGone, never
-from lmlib.apps.web_request import GenerationRequest, Limits
+from lmlib.apps.web.admission import ClientGone, never
+from lmlib.apps.web.request import GenerationRequest, Limits
 from lmlib.errors import LMError
 from lmlib.generate import readable
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from lmlib.apps.web_request import Refused
+from lmlib.apps.web.request import Refused
 from lmlib.errors import LMError
 
 RETRY_AFTER_SECONDS = 1  # about one short generation: when a slot may be free again

@@ -12,7 +12,7 @@ import errno
 import logging
 import socket
 
-from lmlib.apps.web_request import Limits
+from lmlib.apps.web.request import Limits
 from lmlib.errors import LMError
 
 SPARE_THREADS = 4  # server threads that never generate nor wait: health, page, refusals

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import http.client
 import inspect
 import json
@@ -18,12 +17,12 @@ import generation_latency  # benchmarks/ is on sys.path (pytest's pythonpath)
 import load_test
 import pytest
 from conftest import ROOT
-from lm_fixtures import free_port, launch, output, stop, wait_for
+from lm_fixtures import free_port, launch, output, serving, stop, wait_for
 
 from lmlib.apps import web
 from lmlib.apps.web import STATIC, Busy, Limits, create_app, parse_request, serve, waitress_options
-from lmlib.apps.web_admission import Admission
-from lmlib.apps.web_guard import HostGuard
+from lmlib.apps.web.admission import Admission
+from lmlib.apps.web.guard import HostGuard
 from lmlib.errors import LMError
 from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS, GeneratedToken
 
@@ -42,30 +41,6 @@ def post_as(client, headers: dict, path="/generate"):
     """POST a small valid request with these headers."""
     body = b'{"prompt": "it was", "max_new_tokens": 3}'
     return client.post(path, data=body, headers={"Content-Type": "application/json", **headers})
-
-
-@contextlib.contextmanager
-def serving(app, **options):
-    """`app` under waitress in a thread on a free loopback port; yields its URL."""
-    import waitress
-    from waitress import wasyncore
-
-    server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
-    stop = threading.Event()
-
-    def run():  # waitress's own loop, in steps, so that it closes its sockets itself
-        while not stop.is_set():
-            wasyncore.loop(timeout=0.05, map=server._map, count=1)
-        wasyncore.close_all(server._map)
-        server.task_dispatcher.shutdown()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}/"
-    finally:
-        stop.set()
-        thread.join(timeout=10)
 
 
 def events(response) -> list[tuple[str, dict]]:
@@ -201,7 +176,7 @@ def test_the_servers_own_names_and_page_are_served(client, host, origin):
 
 
 def test_a_bound_server_checks_its_port_and_a_wildcard_bind_takes_addresses():
-    from lmlib.apps.web_request import Refused
+    from lmlib.apps.web.request import Refused
 
     guard = HostGuard.for_bind("127.0.0.1", 5000)
     guard.check("127.0.0.1:5000", "http://localhost:5000")
@@ -534,7 +509,7 @@ def test_serve_refuses_a_port_out_of_range_in_one_line(tiny_run, port):
 
 @pytest.mark.parametrize("port", [65536, -1, True, 80.0])
 def test_only_ports_1_to_65535_are_listened_on(port):
-    from lmlib.apps.web_serve import listen
+    from lmlib.apps.web.server import listen
 
     with pytest.raises(LMError, match="--port must be a whole number from 1 to 65535"):
         listen("127.0.0.1", port)
@@ -609,7 +584,7 @@ def test_the_page_files_are_packaged():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"].get("package-data", {})
     for path in STATIC.iterdir():
         name = path.relative_to(STATIC).as_posix()
-        assert any(fnmatch.fnmatch(name, p) for p in patterns.get("lmlib.apps.static", [])), f"{name} not packaged"
+        assert any(fnmatch.fnmatch(name, p) for p in patterns.get("lmlib.apps.web.static", [])), f"{name} not packaged"
 
 
 def test_the_texts_and_streamed_words_show_the_runs_casing(client, generator):
