@@ -31,6 +31,7 @@ import argparse
 import gc
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from throughput import lmlib_variant, reference_variant
 from lmlib.data.batching import batchify
 from lmlib.data.corpus import load_corpus
 from lmlib.data.splits import prepare
+from lmlib.errors import LMError
 from lmlib.model.build import build_model
 from lmlib.presets import get_preset
 from lmlib.training.device import resolve_device, resolve_precision
@@ -192,5 +194,14 @@ def report(device, args, vocab, ids, check, rows, targets, wall, passed) -> None
     print(f"{verdict}; {wall / 60:.1f} minutes ({budget} the {BUDGET_MINUTES:g}-minute budget)")
 
 
+def cli(argv=None) -> int:
+    """main(), with a user's mistake (no bf16 LSTM kernel on this CPU, an unknown corpus) as one line, exit 2."""
+    try:
+        return main(argv)
+    except LMError as err:
+        print(f"gpu_check: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())

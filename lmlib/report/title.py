@@ -52,6 +52,7 @@ def title_page(
         "machine": machine(),
         "versions": versions(),
         "seeds": seeds_text(prof, build_info),
+        "precision": precision_text(records, prof.arms()),
         "reproducibility": reproducibility(records),
         "pipeline wall time": f"{wall_seconds / 60:.1f} minutes{reuse_note}",
         "training time": f"{training / 60:.1f} minutes over {len(records)} runs",
@@ -159,12 +160,30 @@ def reproducibility(records: list[RunRecord]) -> str:
     clocked = [r.name for r in records if r.results.get("stopped") == "time_budget"]
     precisions = sorted({str(r.results.get("resolved_precision")) for r in records})
     if clocked:
-        return (f"{len(clocked)} run(s) were cut by the time budget ({', '.join(clocked)}): where the clock stops "
-                "depends on the machine's load, so a rebuild gives other numbers for them")  # fmt: skip
+        return (f"⚠ {len(clocked)} run(s) hit the time cap ({', '.join(clocked)}): where the clock stops depends "
+                "on the machine and its load, so a rebuild gives other numbers for them")  # fmt: skip
     return (
         f"every run ended on its epoch limit or early stopping, not the clock, so `--fresh` on this machine "
-        f"repeats the training (precision {', '.join(precisions)}; README: what bf16 changes)"
+        f"repeats the training (precision {', '.join(precisions)}; docs/performance.md: what bf16 changes)"
     )
+
+
+def precision_text(records: list[RunRecord], arms: dict[str, list[str]]) -> str:
+    """'fp32 for every arm (asked: mixed)' or 'cpu bf16, transformer fp32 (...)': what each arm really ran in."""
+    by_name = {r.name: r for r in records}
+    ran, asked = {}, set()
+    for arm, names in arms.items():
+        mine = [by_name[n] for n in names if n in by_name]
+        if mine:
+            ran[arm] = "/".join(sorted({str(r.results.get("resolved_precision")) for r in mine}))
+            asked |= {r.config.runtime.precision for r in mine}
+    if not ran:
+        return ""
+    note = (" (asked: mixed, i.e. bf16 only where the CPU has native bf16 and oneDNN's bf16 LSTM kernel, else fp32)"
+            if "mixed" in asked else f" (asked: {', '.join(sorted(asked))})")  # fmt: skip
+    if len(set(ran.values())) == 1:
+        return f"{next(iter(ran.values()))} for every arm{note}"
+    return ", ".join(f"{arm} {p}" for arm, p in ran.items()) + note
 
 
 def machine() -> str:

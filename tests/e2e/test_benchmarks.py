@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmlib.training.device import resolve_precision
+from lmlib.training.device import lstm_supports, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"  # on sys.path through pytest's `pythonpath` (pyproject.toml)
@@ -158,16 +158,36 @@ def test_gpu_script_checks_itself_on_cpu(tmp_path):
     assert payload["passed"] is True and "all checks passed" in done.stdout and "not applicable" in done.stdout
 
 
+BF16_KERNELS = lstm_supports(torch.bfloat16, torch.device("cpu"))  # False on AVX2-only CPUs (no oneDNN bf16 LSTM)
+
+
 def test_gpu_script_fails_when_the_precisions_part(tmp_path):
-    """bf16 rounds (on a CPU too): with no tolerance the agreement check must fail, and the exit status says so."""
+    """bf16 rounds (on a CPU too): with no tolerance the agreement check must fail, and the exit status says so.
+    Where this CPU has no bf16 LSTM kernel, asking for bf16 is one line and exit 2 instead."""
     command = ["bash", "benchmarks/gpu.sh", *GPU_TINY, "--precision", "bf16", "--tolerance", "0", "--skip-timing"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     done = subprocess.run(command + ["--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
+    if not BF16_KERNELS:
+        assert done.returncode == 2 and "does not run in bf16" in done.stderr and "Traceback" not in done.stderr
+        return
     assert done.returncode == 1, done.stdout + done.stderr
     payload = load(tmp_path, "gpu_cpu")
     assert payload["agreement"]["passed"] is False and payload["agreement"]["relative_difference"] > 0
     assert "A CHECK FAILED" in done.stdout
+
+
+def test_gpu_script_exits_1_when_the_curves_part_whatever_the_cpu(tmp_path, monkeypatch, capsys):
+    """The failing side of the agreement check on any CPU: curves that drift apart fail the run and say so."""
+    import gpu_check
+
+    monkeypatch.setattr(gpu_check, "resolve_precision", lambda requested, device: "bf16")
+    drift = lambda config, vocab, ids, device, precision, steps: [6.0 - 0.01 * i * (precision == "fp32") for i in
+                                                                  range(steps)]  # fmt: skip
+    monkeypatch.setattr(gpu_check, "train_losses", drift)
+    code = gpu_check.cli([*GPU_TINY, "--precision", "bf16", "--skip-timing", "--out", str(tmp_path)])
+    assert code == 1 and "A CHECK FAILED" in capsys.readouterr().out
+    assert load(tmp_path, "gpu_cpu")["agreement"]["passed"] is False
 
 
 def test_the_agreement_check_catches_what_breaks_mixed_precision():

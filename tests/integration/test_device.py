@@ -44,9 +44,22 @@ def test_cpu_model_names_the_processor(tmp_path):
     assert cpu_model(str(tmp_path / "absent"))  # falls back to what `platform` knows
 
 
-@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
-def test_mixed_on_a_cpu_is_bf16_only_where_the_cpu_has_bf16_instructions(monkeypatch, native, expected):
+# Whether this machine's oneDNN has a bf16 LSTM: with AVX-512 BF16 or AMX it does; with AVX2 only (many
+# laptops and cloud CPUs) "could not create a primitive descriptor for the LSTM forward propagation
+# primitive". Each test below simulates the side this machine is not on, so every machine checks both.
+BF16_KERNELS = device_module.lstm_supports(torch.bfloat16, CPU)
+
+
+@pytest.mark.parametrize(
+    "native, kernel, expected",
+    [(True, True, "bf16"), (True, False, "fp32"), (False, True, "fp32"), (False, False, "fp32")],
+    ids=["bf16-cpu", "bf16-flags-without-lstm-kernel", "emulated-bf16", "avx2-only"],
+)
+def test_mixed_on_a_cpu_is_bf16_only_where_the_cpu_has_bf16_instructions_and_lstm_kernels(
+    monkeypatch, native, kernel, expected
+):
     monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(device_module, "lstm_supports", lambda dtype, device: kernel)
     assert resolve_precision("mixed", CPU) == expected
     assert resolve_precision("auto", CPU) == "fp32"  # bf16 on a CPU is opt-in per recipe
 
@@ -57,11 +70,37 @@ def test_the_cpu_preset_opts_in_and_reproductions_stay_fp32():
     assert get_preset("zaremba-small").runtime.precision == "fp32"
 
 
-def test_explicit_precisions_on_a_cpu():
+@pytest.mark.parametrize("kernel", [True, False], ids=["with-bf16-lstm-kernel", "without"])
+def test_explicit_bf16_on_a_cpu_is_taken_where_the_kernel_runs_and_one_clear_error_where_not(monkeypatch, kernel):
+    monkeypatch.setattr(device_module, "lstm_supports", lambda dtype, device: kernel)
     assert resolve_precision("fp32", CPU) == "fp32"
-    assert resolve_precision("bf16", CPU) == "bf16"  # allowed even where emulated: the user asked
+    if kernel:
+        assert resolve_precision("bf16", CPU) == "bf16"  # taken even where emulated: the user asked
+    else:
+        with pytest.raises(LMError, match="does not run in bf16: use --precision fp32 or auto"):
+            resolve_precision("bf16", CPU)
     with pytest.raises(LMError, match="fp16 needs a CUDA device"):
         resolve_precision("fp16", CPU)
+
+
+def test_this_cpus_own_answer_follows_its_kernels():
+    """No simulation: on this machine, explicit bf16 is taken exactly where the LSTM kernel really runs."""
+    if BF16_KERNELS:
+        assert resolve_precision("bf16", CPU) == "bf16"
+    else:
+        with pytest.raises(LMError, match="does not run in bf16"):
+            resolve_precision("bf16", CPU)
+    assert resolve_precision("mixed", CPU) == ("bf16" if BF16_KERNELS and cpu_has_native_bf16() else "fp32")
+
+
+def test_bf16_on_a_cpu_without_the_kernel_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys):
+    """Where the LSTM kernel is missing (real or simulated), `train --set precision=bf16` is one line, exit 2."""
+    from lmlib.cli import main
+
+    monkeypatch.setattr(device_module, "lstm_supports", lambda dtype, device: False)
+    code = main(["train", "--preset", "smoke", "--run-dir", str(tmp_path / "r"), "--set", "precision=bf16"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not run in bf16" in err and "Traceback" not in err
 
 
 def test_adam_uses_the_fused_kernel_on_a_cpu():
@@ -70,15 +109,24 @@ def test_adam_uses_the_fused_kernel_on_a_cpu():
     assert opt.optimizer.defaults["fused"] is True
 
 
-def test_bf16_training_on_a_cpu_learns_and_reports_fp32_perplexities(tmp_path):
-    """Autocast bf16 trains (fp32 weights and loss); validation and test are measured in fp32,
-    so the saved valid perplexity is exactly what `lmlib evaluate` recomputes."""
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_bf16_training_on_a_cpu_learns_and_reports_fp32_perplexities(tmp_path, monkeypatch, arch):
+    """Autocast bf16 trains (fp32 weights and loss); validation and test are measured in fp32, so the saved
+    valid perplexity is exactly what `lmlib evaluate` recomputes. The LSTM trains in bf16 where this CPU has
+    the kernel; the Transformer (matmuls only, which any CPU runs in bf16) checks the same path everywhere."""
+    if arch == "lstm" and not BF16_KERNELS:
+        pytest.skip("this CPU has no bf16 LSTM kernel (AVX2 only): the one-line error is tested above instead")
+    from lmlib.training import session
+
+    monkeypatch.setattr(session, "resolve_precision", lambda requested, device: requested)  # as asked
+    model = dict(arch="transformer", n_heads=2, context=10) if arch == "transformer" else {}
     run = tmp_path / "bf16"
-    results = train(get_preset("smoke", precision="bf16", **TINY), run, progress=False)
+    results = train(get_preset("smoke", precision="bf16", **TINY, **model), run, progress=False)
     assert json.loads((run / "config.json").read_text())["run"]["resolved_precision"] == "bf16"
-    fp32 = train(get_preset("smoke", precision="fp32", **TINY), tmp_path / "fp32", progress=False)
+    fp32 = train(get_preset("smoke", precision="fp32", **TINY, **model), tmp_path / "fp32", progress=False)
     # same data, same seed: bf16 rounding moves the result a little, not a lot
     assert results["test_ppl"] == pytest.approx(fp32["test_ppl"], rel=0.1)
+    assert results["test_ppl"] != fp32["test_ppl"]  # it really trained in bf16
     train_loss = read_metrics(run)["train_loss"]
     assert train_loss.iloc[-1] < train_loss.iloc[0]
     again = evaluate_run(run)

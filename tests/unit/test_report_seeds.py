@@ -224,3 +224,24 @@ def test_analysis_of_single_seed_runs_claims_no_effect():
 
 def test_arm_summary_of_nothing_is_empty():
     assert arm_summary([]).empty and isinstance(arm_table([]), pd.DataFrame)
+
+
+# --- the title page: what each arm ran in, and runs the clock cut ------------------------------
+
+
+def test_the_title_page_names_each_arms_precision_and_flags_runs_the_time_cap_cut():
+    from lmlib.report.title import precision_text, reproducibility
+
+    def ran(name, precision, stopped="early_stopping"):
+        run = seeded(name.split("-s")[0], int(name[-1]), [200, 150], 160.0, precision="mixed")
+        run.results.update(resolved_precision=precision, stopped=stopped)
+        return run
+
+    arms = {"cpu": ["cpu-s1", "cpu-s2"], "transformer": ["transformer-s1"]}
+    same = [ran("cpu-s1", "fp32"), ran("cpu-s2", "fp32"), ran("transformer-s1", "fp32")]
+    assert precision_text(same, arms).startswith("fp32 for every arm (asked: mixed, i.e. bf16 only where")
+    mixed = [ran("cpu-s1", "bf16"), ran("cpu-s2", "bf16"), ran("transformer-s1", "fp32")]
+    assert precision_text(mixed, arms).startswith("cpu bf16, transformer fp32")
+    assert reproducibility(same).startswith("every run ended on its epoch limit or early stopping")
+    clocked = [ran("cpu-s1", "fp32", "time_budget"), *same[1:]]
+    assert reproducibility(clocked).startswith("⚠ 1 run(s) hit the time cap (cpu-s1)")
