@@ -8,19 +8,22 @@ BIN    := $(VENV)/bin
 # The CPU build here; elsewhere e.g. make test TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed-stamp
+# The exact versions the committed report was built with (torch aside: it is installed first, above).
+LOCK   := constraints.txt
+EXTRAS := notebooks,lab,web,test,data,sweep,postgres
 # pytest workers: one per core of a 2-core CI box (each test file stays on one worker, in order)
 TEST_WORKERS ?= 2
 
-.PHONY: setup report test test-fast clean
+.PHONY: setup report test test-fast lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# install torch only where the environment has none (never replace Colab's or a CUDA build)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[notebooks,lab,web,test,data,sweep,postgres]"
+	$(BIN)/python -m pip install -q -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 report: $(STAMP)
@@ -33,6 +36,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# Pin what .venv has now (after changing a dependency: install it, run the tests and the report, then this).
+lock: $(STAMP)
+	{ echo "# The versions the committed report was built with; make installs them (pip -c). Regenerate: make lock."; \
+	  echo "# torch is not pinned here: make installs $(TORCH) (CPU) first, or keeps the environment's own."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(torch|nvidia-|triton)'; } > $(LOCK)
 
 clean:
 	rm -rf $(VENV) prepared runs

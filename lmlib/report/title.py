@@ -51,6 +51,7 @@ def title_page(
         "command": build_info.get("command", ""),
         "machine": machine(),
         "versions": versions(),
+        "pinned versions": lock_text(),
         "seeds": seeds_text(prof, build_info),
         "precision": precision_text(records, prof.arms()),
         "reproducibility": reproducibility(records),
@@ -82,6 +83,7 @@ def summary(
         "corpus": prof.corpus,
         "command": (build_info or {}).get("command"),
         "versions": versions(),
+        "pinned_versions": lock_text(),
         "seeds": {arm: [rep.seed for rep in prof.replicates() if rep.arm.name == arm] for arm in prof.arms()},
         "spread": SPREAD,
         "wall_seconds": round(wall_seconds, 1),
@@ -139,6 +141,34 @@ def versions() -> str:
 
     lmlib = f"{__version__} {git_commit()}".strip()
     return f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}, lmlib {lmlib}"
+
+
+LOCK_FILE = "constraints.txt"
+
+
+def lock_text(root: Path | None = None) -> str:
+    """Whether the installed packages are those constraints.txt pins (what `make` installs); '' outside a checkout."""
+    from importlib import metadata
+
+    root = root if root is not None else paths.checkout_root()
+    lock = root / LOCK_FILE if root is not None else None
+    if lock is None or not lock.is_file():
+        return ""
+    differ = []
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        name, _, pinned = line.partition("==")
+        if line.startswith("#") or not pinned:
+            continue
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed != pinned.strip():
+            differ.append(f"{name} {installed} (pinned {pinned.strip()})")
+    if not differ:
+        return f"{LOCK_FILE}: every pinned package is installed at its pin"
+    shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+    return f"{LOCK_FILE}: {len(differ)} installed package(s) differ from the pins: {shown}"
 
 
 def seeds_text(prof: Profile, build_info: dict) -> str:
