@@ -18,13 +18,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from lmlib.config import REPLICATE, differences
 from lmlib.errors import LMError
-from lmlib.report.compare import RunRecord, best_row, describe_change, dropout_text, size_text
+from lmlib.report import numbers
+from lmlib.report.compare import RunRecord, best_row, describe_change, describe_main, dropout_text, size_text
 
 SEED_SUFFIX = re.compile(r"-s\d+$")  # runs/<arm>-s<seed>, as lmlib.report.profiles names them
 SLOPE_EPOCHS = 2  # a still-improving run's slope: over its last this-many validations (its last epoch)
@@ -47,13 +49,9 @@ class Spread:
     def range(self) -> float:
         return self.high - self.low
 
-    def text(self, digits: int = 1) -> str:
-        """'125.4 (124.6–126.2)', or '125.4' for one seed; two more digits when the range would print as 0."""
-        if self.n < 2:
-            return f"{self.mean:.{digits}f}"
-        if 0 < self.range < 10**-digits:
-            digits += 2
-        return f"{self.mean:.{digits}f} ({self.low:.{digits}f}–{self.high:.{digits}f})"
+    def text(self) -> str:
+        """'125.4 (124.6–126.2)', or '125.4' for one seed (lmlib.report.numbers: one decimal everywhere)."""
+        return numbers.ppl_range(self.mean, self.low, self.high, self.n)
 
 
 def spread(values) -> Spread:
@@ -123,60 +121,95 @@ def group_arms(records: list[RunRecord], arms: dict[str, list[str]] | None = Non
     return result
 
 
-def learning_status(record: RunRecord) -> dict:
-    """Did the run reach its best validation before it ended? Else the slope of its last epochs.
+class LearningState(StrEnum):
+    """How a run ended, as far as learning goes."""
 
-    {"finished": bool, "state": "early stop" | "past its best" | "levelled off" | "still improving" | "one validation",
-     "best_epoch", "last_epoch", "slope_per_epoch", "slope_rel" (per epoch, relative), "slope_per_minute"}
-    """
+    EARLY_STOP = "early stop"  # stopped by `patience` on validation
+    PAST_BEST = "past its best"  # its best validation came before its last
+    LEVELLED = "levelled off"  # its last epoch improved validation by less than PLATEAU
+    IMPROVING = "still improving"  # the budget ended it mid-descent
+    TOO_SHORT = "one validation"  # nothing to compare
+
+
+FINISHED = (LearningState.EARLY_STOP, LearningState.PAST_BEST, LearningState.LEVELLED)
+
+
+@dataclass(frozen=True)
+class LearningStatus:
+    """Did a run reach its best validation before it ended? Else the slope of its last epoch."""
+
+    state: LearningState
+    best_epoch: float | None = None
+    last_epoch: float | None = None
+    slope_per_epoch: float = math.nan  # valid perplexity per epoch over the last SLOPE_EPOCHS validations
+    slope_rel: float = math.nan  # the same, relative to the last valid perplexity
+    slope_per_minute: float = math.nan
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    @property
+    def improving(self) -> bool:
+        return self.state is LearningState.IMPROVING
+
+    def text(self) -> str:
+        """'early stop (best epoch 7 of 10)', 'STILL IMPROVING: −1.2 ppl/epoch (−1.3%), −0.4 ppl/min in ...'."""
+        if self.state is LearningState.TOO_SHORT:
+            return "one validation: too short to tell"
+        if self.state is LearningState.LEVELLED:
+            slope = numbers.signed(self.slope_per_epoch, 3)
+            return f"levelled off ({slope} ppl in its last epoch, less than {PLATEAU:.1%})"
+        if self.finished:
+            return f"{self.state} (best epoch {self.best_epoch:g} of {self.last_epoch:g})"
+        return (
+            f"STILL IMPROVING: {numbers.signed(self.slope_per_epoch)} ppl/epoch "
+            f"({numbers.percent(self.slope_rel, sign=True)}), {numbers.signed(self.slope_per_minute)} ppl/min "
+            "in its last epoch"
+        )
+
+
+def learning_status(record: RunRecord) -> LearningStatus:
+    """How `record` ended: early stop, past its best, levelled off, still improving (with its slope), or too short."""
     m = record.metrics
     last = m.iloc[-1] if len(m) else None
     best = best_row(record)
-    status = {"best_epoch": None if best is None else float(best["epoch"]),
-              "last_epoch": None if last is None else float(last["epoch"]),
-              "slope_per_epoch": math.nan, "slope_rel": math.nan, "slope_per_minute": math.nan}  # fmt: skip
+    epochs = {"best_epoch": None if best is None else float(best["epoch"]),
+              "last_epoch": None if last is None else float(last["epoch"])}  # fmt: skip
     if last is None or len(m) < 2:
-        return {**status, "finished": False, "state": "one validation"}
+        return LearningStatus(LearningState.TOO_SHORT, **epochs)
     if record.results.get("stopped") == "early_stopping":
-        return {**status, "finished": True, "state": "early stop"}
+        return LearningStatus(LearningState.EARLY_STOP, **epochs)
     if float(best["epoch"]) < float(last["epoch"]):
-        return {**status, "finished": True, "state": "past its best"}
+        return LearningStatus(LearningState.PAST_BEST, **epochs)
     tail = m.iloc[-SLOPE_EPOCHS:]
     per_epoch = _slope(tail["epoch"], tail["valid_ppl"])
     per_minute = _slope(tail["wall_seconds"] / 60, tail["valid_ppl"]) if "wall_seconds" in tail else math.nan
     slopes = {"slope_per_epoch": per_epoch, "slope_rel": per_epoch / float(last["valid_ppl"]),
               "slope_per_minute": per_minute}  # fmt: skip
-    if -slopes["slope_rel"] < PLATEAU:
-        return {**status, **slopes, "finished": True, "state": "levelled off"}
-    return {**status, **slopes, "finished": False, "state": "still improving"}
+    state = LearningState.LEVELLED if -slopes["slope_rel"] < PLATEAU else LearningState.IMPROVING
+    return LearningStatus(state, **epochs, **slopes)
 
 
 def status_text(record: RunRecord) -> str:
-    """'early stop (best epoch 7 of 10)', 'STILL IMPROVING: -1.2 ppl/epoch (-1.3%), -0.4 ppl/min in its last epoch'."""
-    s = learning_status(record)
-    if s["state"] == "one validation":
-        return "one validation: too short to tell"
-    if s["state"] == "levelled off":
-        return f"levelled off ({s['slope_per_epoch']:+.3f} ppl in its last epoch, less than {PLATEAU:.1%})"
-    if s["finished"]:
-        return f"{s['state']} (best epoch {s['best_epoch']:g} of {s['last_epoch']:g})"
-    return (
-        f"STILL IMPROVING: {s['slope_per_epoch']:+.1f} ppl/epoch ({s['slope_rel']:+.1%}), "
-        f"{s['slope_per_minute']:+.1f} ppl/min in its last epoch"
-    )
+    """learning_status(record).text()."""
+    return learning_status(record).text()
 
 
 def arm_status(arm: Arm) -> str:
     """The arm's learning status: finished when every seed finished, else the mean slope of those still improving."""
     statuses = [learning_status(r) for r in arm.records]
-    if all(s["finished"] for s in statuses):
-        return "finished: " + ", ".join(status_text(r) for r in arm.records)
-    improving = [s for s in statuses if s["state"] == "still improving"]
+    if all(s.finished for s in statuses):
+        return "finished: " + ", ".join(s.text() for s in statuses)
+    improving = [s for s in statuses if s.improving]
     if not improving:
         return "too short to tell"
-    per_epoch = np.mean([s["slope_per_epoch"] for s in improving])
-    rel = np.mean([s["slope_rel"] for s in improving])
-    return f"STILL IMPROVING ({len(improving)} of {len(statuses)} seeds): {per_epoch:+.1f} ppl/epoch ({rel:+.1%})"
+    per_epoch = float(np.mean([s.slope_per_epoch for s in improving]))
+    rel = float(np.mean([s.slope_rel for s in improving]))
+    return (
+        f"STILL IMPROVING ({len(improving)} of {len(statuses)} seeds): {numbers.signed(per_epoch)} ppl/epoch "
+        f"({numbers.percent(rel, sign=True)})"
+    )
 
 
 def arm_summary(arms: list[Arm]) -> pd.DataFrame:
@@ -187,7 +220,7 @@ def arm_summary(arms: list[Arm]) -> pd.DataFrame:
         rows.append({"arm": arm.name, "vs": arm.vs, "seeds": len(arm.records),
                      "valid_mean": valid.mean, "valid_min": valid.low, "valid_max": valid.high,
                      "test_mean": test.mean, "test_min": test.low, "test_max": test.high,
-                     "finished": all(learning_status(r)["finished"] for r in arm.records)})  # fmt: skip
+                     "finished": all(learning_status(r).finished for r in arm.records)})  # fmt: skip
     return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
 
 
@@ -198,9 +231,9 @@ def arm_table(arms: list[Arm]) -> pd.DataFrame:
     for arm in arms:
         parent = by_name.get(arm.vs)
         test = arm.result("test_ppl")
-        delta = f"{test.mean - parent.result('test_ppl').mean:+.1f}" if parent else ""
+        delta = numbers.signed(test.mean - parent.result("test_ppl").mean) if parent else ""
         change = describe_change(differences(parent.config, arm.config, ignore=REPLICATE)) if parent else ""
-        best_epochs = ", ".join(f"{learning_status(r)['best_epoch']:g}" for r in arm.records)
+        best_epochs = ", ".join(f"{learning_status(r).best_epoch:g}" for r in arm.records)
         rows.append({
             "arm": arm.name, "vs": arm.vs, "change": change or _recipe(arm),
             "seeds": ", ".join(str(s) for s in arm.seeds), "parameters": int(arm.records[0].results["parameters"]),
@@ -211,6 +244,28 @@ def arm_table(arms: list[Arm]) -> pd.DataFrame:
             "tokens/s": int(round(arm.result("train_tokens_per_s").mean or 0)),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=ARM_COLUMNS).set_index("arm")
+
+
+def arm_table_html(arms: list[Arm]) -> str:
+    """The arms as an HTML table for people (the title page, notebook 03): numbers through lmlib.report.numbers,
+    the change as its four main differences with the full list folded behind a <details>."""
+    from lmlib.report import prose
+
+    by_name = {a.name: a for a in arms}
+    rows = []
+    for arm in arms:
+        parent = by_name.get(arm.vs)
+        diff = differences(parent.config, arm.config, ignore=REPLICATE) if parent else {}
+        main, full = describe_main(diff) if diff else (_recipe(arm), "")
+        test = arm.result("test_ppl")
+        rows.append({
+            "arm": arm, "main": main, "full": full if full != main else "",
+            "delta": numbers.signed(test.mean - parent.result("test_ppl").mean) if parent else "",
+            "status": arm_status(arm), "epochs": numbers.epochs(round(arm.result("epochs_run").mean, 2)),
+            "best_epochs": ", ".join(numbers.epochs(learning_status(r).best_epoch) for r in arm.records),
+            "train": numbers.ppl(spread(_train_at_best(r) for r in arm.records).mean),
+        })  # fmt: skip
+    return prose.render("arms_table.html.j2", rows=rows)
 
 
 def _recipe(arm: Arm) -> str:

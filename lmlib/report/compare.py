@@ -154,6 +154,21 @@ def describe_change(diff: dict[str, tuple]) -> str:
     return ", ".join(f"{k} {_fmt(a)} → {_fmt(b)}" for k, (a, b) in diff.items()) or "nothing"
 
 
+# The fields a reader looks at first when two recipes differ: what the model is, how it is
+# regularised, how it is trained. describe_main shows the first few of a change in this order.
+MAIN_FIELDS = ("arch", "emb_dim", "hid_dim", "num_layers", "tie_weights", "adaptive_softmax", "dropout_input",
+               "dropout_hidden", "dropout_output", "locked_dropout", "dropout_embedding", "weight_drop", "optimizer",
+               "lr", "epochs", "lr_schedule", "batch_size", "bptt")  # fmt: skip
+
+
+def describe_main(diff: dict[str, tuple], keep: int = 4) -> tuple[str, str]:
+    """(the `keep` main differences, e.g. 'arch lstm → transformer, ... and 13 more'; every difference)."""
+    order = sorted(diff, key=lambda k: MAIN_FIELDS.index(k) if k in MAIN_FIELDS else len(MAIN_FIELDS))
+    main = describe_change({k: diff[k] for k in order[:keep]})
+    more = len(order) - keep
+    return (main + (f" and {more} more" if more > 0 else ""), describe_change(diff))
+
+
 def kind_of_change(field: str) -> str:
     return "regularisation" if field in REGULARISATION else "size" if field in SIZE else "training"
 

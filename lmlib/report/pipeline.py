@@ -41,7 +41,7 @@ from lmlib.report.browser import CHROMIUM
 from lmlib.report.html import Section, build_report
 from lmlib.report.parallel import run_steps, training_threads
 from lmlib.report.profiles import Profile, load_profile
-from lmlib.report.title import finished_records, summary, title_page, write_summary
+from lmlib.report.title import Build, finished_records, summary, title_page, write_summary
 from lmlib.training.runs import read_config
 
 DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, PANEL_NOTEBOOK = (
@@ -68,7 +68,13 @@ class Step:
 TEST_TIME_GRIDS = {"smoke": "small"}
 
 
-def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: Path | None = None) -> list[Step]:
+def plan(
+    profile: Profile,
+    runs_root: Path,
+    prepared_dir: Path,
+    notebooks_dir: Path | None = None,
+    reports_dir: Path = Path("reports"),
+) -> list[Step]:
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
     data = {"corpus": profile.corpus, "protocol": profile.protocol, "min_freq": profile.min_freq}
     steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": str(prepared_dir)}, "data preparation",
@@ -86,7 +92,8 @@ def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: P
                           title, parallel=True))  # fmt: skip
     compare = {"runs_root": str(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
                "prepared_dir": str(prepared_dir),
-               "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report")}  # fmt: skip
+               "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report"),
+               "compare_summary": compare_summary(profile, reports_dir)}  # fmt: skip
     steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
         steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",
@@ -95,6 +102,14 @@ def plan(profile: Profile, runs_root: Path, prepared_dir: Path, notebooks_dir: P
         steps.append(Step(SWEEP_NOTEBOOK, SWEEP_NOTEBOOK, sweep_parameters(profile, runs_root), "sweep",
                           "5 · Hyperparameter sweep"))  # fmt: skip
     return steps
+
+
+def compare_summary(profile: Profile, reports_dir: Path) -> str:
+    """The summary.json of the build the profile sets itself beside (`compare_with`), when it exists; else ''."""
+    if not profile.compare_with:
+        return ""
+    path = Path(reports_dir) / profile.compare_with / "summary.json"
+    return str(path.resolve()) if path.is_file() else ""
 
 
 def sweep_parameters(profile: Profile, runs_root: Path) -> dict:
@@ -142,11 +157,12 @@ def run_pipeline(
     reused = [r.name for r in prof.replicates() if (runs_root / r.name / "results.json").is_file()]
     if reused:
         log(f"reusing finished runs (same config): {', '.join(reused)}; pass fresh=True (--fresh) to retrain")
-    steps = plan(prof, runs_root, prepared_dir, notebooks_dir)
+    steps = plan(prof, runs_root, prepared_dir, notebooks_dir, reports_dir)
     call = partial(execute, notebooks_dir=notebooks_dir, out_dir=build / "notebooks", target=target)
     timings = list(zip(steps, run_steps(steps, call, prof.parallel, log)))
-    build_info = {"command": command, "threads": training_threads(prof.parallel), "parallel": prof.parallel}
-    report = render(prof, runs_root, build, timings, time.perf_counter() - started, reused, build_info)
+    built = Build(prof, finished_records(prof, runs_root), timings, time.perf_counter() - started, tuple(reused),
+                  command, training_threads(prof.parallel), prof.parallel)  # fmt: skip
+    report = render(built, build)
     if prof.corpus != "austen":  # a report on the user's own corpus quotes it: keep it out of git
         (build / ".gitignore").write_text(f"# a report on {prof.corpus_title}: it quotes the corpus\n*\n")
     browser_check(report, build / "screenshot.png", log)
@@ -226,16 +242,12 @@ def failed_cell(executed: Path) -> str:
     return "an unknown cell"
 
 
-def render(
-    prof: Profile, runs_root: Path, build: Path, timings: list, wall_seconds: float, reused=(), build_info=None
-) -> Path:
+def render(built: Build, folder: Path) -> Path:
     """The title page from the runs' numbers, then every executed notebook as a section; and summary.json."""
-    records = finished_records(prof, runs_root)
-    build_info = build_info or {}
-    page = title_page(prof, records, timings, wall_seconds, reused, build_info)
-    sections = [Section(build / "notebooks" / step.output, step.title) for step, _ in timings]
-    report = build_report(build, page, sections)
-    write_summary(build / "summary.json", summary(prof, records, timings, wall_seconds, reused, build_info))
+    page = title_page(built)
+    sections = [Section(folder / "notebooks" / step.output, step.title) for step, _ in built.timings]
+    report = build_report(folder, page, sections)
+    write_summary(folder / "summary.json", summary(built))
     return report
 
 

@@ -84,6 +84,7 @@ class Profile:
     seeds: tuple[int, ...] | None = None  # every arm trains once per seed; None: once, with the preset's seed
     parallel: int = 1  # training notebooks executed at once
     corpus_title: str = ""  # how the text names the corpus ("Jane Austen's novels")
+    compare_with: str | None = None  # another profile whose build notebook 03 sets beside this one (lmlib.report.budgets)
 
     def data(self) -> dict:
         """The profile's DataConfig fields that are set."""
@@ -148,6 +149,7 @@ def load_profile(
         baseline=str(raw.get("baseline", "")), overrides=dict(overrides),
         seeds=read_seeds(path, "the profile", raw.get("seeds")), parallel=read_parallel(path, raw.get("parallel", 1)),
         corpus_title=named, sweep=read_sweep(path, raw.get("sweep")),
+        compare_with=read_compare_with(path, raw.get("compare_with"), folder_suffix(changed)),
     )  # fmt: skip
     _check_runs(path, profile)
     return profile
@@ -296,6 +298,15 @@ def folder_suffix(changed: dict) -> str:
     if "min_freq" in changed:
         parts.append(f"mf{changed['min_freq']}")
     return "".join(f"-{p}" for p in parts)
+
+
+def read_compare_with(path: Path, value, suffix: str) -> str | None:
+    """`compare_with: default`: the profile (on the same data: the same folder suffix) to set beside this one."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise LMError(f"{path}: compare_with names another profile (e.g. default), not {value!r}")
+    return value + suffix
 
 
 def read_seeds(path: Path, where: str, value) -> tuple[int, ...] | None:

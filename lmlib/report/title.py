@@ -14,12 +14,14 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmlib import __version__, paths
 from lmlib.data.splits import resolve_data
+from lmlib.report import numbers, prose
 from lmlib.report.analysis import analysis
-from lmlib.report.arms import SPREAD, arm_summary, arm_table, group_arms, learning_status, plot_arms
+from lmlib.report.arms import SPREAD, arm_summary, arm_table_html, group_arms, learning_status, plot_arms
 from lmlib.report.compare import RunRecord, load_records
 from lmlib.report.html import TitlePage
 from lmlib.report.profiles import Profile
@@ -35,64 +37,91 @@ def finished_records(prof: Profile, runs_root: Path) -> list[RunRecord]:
     return load_records(runs_root, names) if names else []
 
 
-def title_page(
-    prof: Profile, records: list[RunRecord], timings: list, wall_seconds: float, reused, build_info=None
-) -> TitlePage:
+@dataclass(frozen=True)
+class Build:
+    """One report build: the profile, its finished runs, the executed steps and how the build ran."""
+
+    profile: Profile
+    records: list[RunRecord]
+    timings: list = field(default_factory=list)  # (pipeline Step, seconds) per executed notebook
+    wall_seconds: float = 0.0
+    reused: tuple[str, ...] = ()  # finished runs the build did not retrain
+    command: str = ""  # the `python -m lmlib report ...` line that built it
+    threads: int | None = None  # torch threads per training process (None: torch's own choice)
+    parallel: int = 1  # training runs at once
+
+    @property
+    def arms(self):
+        return group_arms(self.records, self.profile.arms(), self.profile.vs())
+
+    @property
+    def training_seconds(self) -> float:
+        return sum(float(r.results.get("wall_seconds") or 0) for r in self.records)
+
+
+def title_page(build: Build) -> TitlePage:
     """The first screen: facts, headline, table, curves, analysis and the profile's questions."""
-    build_info = build_info or {}
-    arms = group_arms(records, prof.arms(), prof.vs())
-    table = arm_table(arms)
-    training = sum(float(r.results.get("wall_seconds", 0)) for r in records)
-    reuse_note = f" (reusing finished runs: {', '.join(reused)})" if reused else ""
+    prof, records, arms = build.profile, build.records, build.arms
+    reuse_note = f" (reusing finished runs: {', '.join(build.reused)})" if build.reused else ""
     facts = {
         "profile": f"{prof.name}: {prof.description}".strip(": "),
         "corpus": corpus_text(prof),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": build_info.get("command", ""),
+        "command": build.command,
         "machine": machine(),
         "versions": versions(),
         "pinned versions": lock_text(),
-        "seeds": seeds_text(prof, build_info),
+        "seeds": seeds_text(build),
         "precision": precision_text(records, prof.arms()),
         "reproducibility": reproducibility(records),
-        "pipeline wall time": f"{wall_seconds / 60:.1f} minutes{reuse_note}",
-        "training time": f"{training / 60:.1f} minutes over {len(records)} runs",
+        "pipeline wall time": f"{numbers.minutes(build.wall_seconds)} minutes{reuse_note}",
+        "training time": f"{numbers.minutes(build.training_seconds)} minutes over {len(records)} runs",
     }
-    table_html = (
-        table.reset_index().to_html(classes="comparison", index=False) if records else "<p>No finished runs.</p>"
-    )
     return TitlePage(
-        title=prof.title, facts={k: v for k, v in facts.items() if v}, headline=headline(arms), table_html=table_html,
+        title=prof.title, facts={k: v for k, v in facts.items() if v}, headline=headline(arms),
+        table_html=arm_table_html(arms) if records else "<p>No finished runs.</p>",
         figure_png=curves_png(arms) if records else None,
         analysis_md=analysis(records, prof.baseline or None, prof.vs(), prof.arms()) if records else "",
-        notes_md=questions(prof) + "\n\n" + timings_table(timings),
+        notes_md=questions(prof) + "\n\n" + timings_table(build.timings),
     )  # fmt: skip
 
 
-def summary(
-    prof: Profile, records: list[RunRecord], timings: list, wall_seconds: float, reused, build_info=None
-) -> dict:
-    """summary.json: the build, each arm's mean and range over seeds, and every run's results (results.json's keys)."""
+def summary(build: Build) -> dict:
+    """summary.json: the build, each arm's mean and range over seeds, and every run's results and curve."""
+    prof, records = build.profile, build.records
     arm_of = {name: arm for arm, names in prof.arms().items() for name in names}
     runs = [{"run": r.name, "arm": arm_of.get(r.name, r.name), "seed": r.config.train.seed,
-             "finished_learning": learning_status(r)["finished"]}
-            | {k: r.results.get(k) for k in SUMMARY_KEYS} for r in records]  # fmt: skip
-    arms = arm_summary(group_arms(records, prof.arms(), prof.vs())) if records else None
+             "finished_learning": learning_status(r).finished}
+            | {k: r.results.get(k) for k in SUMMARY_KEYS} | {"curve": curve(r)} for r in records]  # fmt: skip
+    arms = arm_summary(build.arms) if records else None
     return {
         "profile": prof.name,
         "corpus": prof.corpus,
-        "command": (build_info or {}).get("command"),
+        "command": build.command or None,
+        "machine": machine(),
         "versions": versions(),
         "pinned_versions": lock_text(),
         "seeds": {arm: [rep.seed for rep in prof.replicates() if rep.arm.name == arm] for arm in prof.arms()},
         "spread": SPREAD,
-        "wall_seconds": round(wall_seconds, 1),
-        "training_seconds": round(sum(float(r.results.get("wall_seconds", 0)) for r in records), 1),
-        "reused_runs": list(reused),
-        "steps": {step.output: round(seconds, 1) for step, seconds in timings},
+        "wall_seconds": round(build.wall_seconds, 1),
+        "training_seconds": round(build.training_seconds, 1),
+        "reused_runs": list(build.reused),
+        "steps": {step.output: round(seconds, 1) for step, seconds in build.timings},
         "arms": [] if arms is None else [{"arm": name, **row} for name, row in arms.round(4).to_dict("index").items()],
         "runs": runs,
     }
+
+
+CURVE_COLUMNS = ("epoch", "wall_seconds", "train_ppl", "valid_ppl")
+
+
+def curve(record: RunRecord) -> list[list[float]]:
+    """The run's learning curve, one [epoch, wall_seconds, train_ppl, valid_ppl] per validation, so that another
+    build's report can draw it beside its own from summary.json alone (lmlib.report.budgets)."""
+    metrics = record.metrics
+    if metrics.empty:
+        return []
+    return [[round(float(row[c]), 4) for c in CURVE_COLUMNS] for _, row in metrics.iterrows()]
 
 
 def write_summary(path: Path, data: dict) -> None:
@@ -113,17 +142,9 @@ def curves_png(arms) -> bytes:
 
 
 def headline(arms) -> str:
-    """The one-sentence result for the title page."""
-    if not arms:
-        return "No run finished."
-    best = min(arms, key=lambda a: a.result("valid_ppl").mean)
-    n = len(best.records)
-    return (
-        f"Best run: **{best.name}** — test perplexity **{best.result('test_ppl').text()}** "
-        f"(valid {best.result('valid_ppl').text()}; mean and range over {n} seed{'s' if n > 1 else ''}), "
-        f"{int(best.records[0].results['parameters']):,} parameters, "
-        f"{best.result('wall_seconds').mean / 60:.1f} minutes of training each."
-    )
+    """The one-sentence result for the title page (templates/headline.md.j2)."""
+    best = min(arms, key=lambda a: a.result("valid_ppl").mean) if arms else None
+    return prose.render("headline.md.j2", best=best)
 
 
 def corpus_text(prof: Profile) -> str:
@@ -171,8 +192,9 @@ def lock_text(root: Path | None = None) -> str:
     return f"{LOCK_FILE}: {len(differ)} installed package(s) differ from the pins: {shown}"
 
 
-def seeds_text(prof: Profile, build_info: dict) -> str:
+def seeds_text(build: Build) -> str:
     """'1, 2 for every arm; 2 runs at once, 1 torch thread each'."""
+    prof = build.profile
     per_arm = {arm: [r.seed for r in prof.replicates() if r.arm.name == arm] for arm in prof.arms()}
     distinct = {tuple(s) for s in per_arm.values()}
     if distinct == {(None,)}:
@@ -181,7 +203,7 @@ def seeds_text(prof: Profile, build_info: dict) -> str:
         seeds = ", ".join(str(s) for s in distinct.pop()) + " for every arm"
     else:
         seeds = "; ".join(f"{arm}: {', '.join(str(x) for x in s)}" for arm, s in per_arm.items())
-    threads, parallel = build_info.get("threads"), build_info.get("parallel", 1)
+    threads, parallel = build.threads, build.parallel
     return seeds + (f"; {parallel} runs at once, {threads} torch thread(s) each" if threads else "; one run at a time")
 
 
@@ -242,24 +264,11 @@ def git_commit() -> str:
 
 
 def questions(prof: Profile) -> str:
-    """Each run's change and the question it answers, plus the budget every run shares."""
-    lines = ["### The runs", ""]
-    for run in prof.runs:
-        base = f"**{run.vs}** +" if run.inherits else f"preset `{run.preset}`,"
-        base += f" vs **{run.vs}**:" if run.vs and not run.inherits else ""
-        change = ", ".join(f"`{k}={v}`" for k, v in run.change.items()) or "no overrides"
-        lines.append(f"- **{run.name}**: {base} {change}. {run.question}".rstrip())
-    budget = f"at most {prof.max_minutes:g} minutes (a cap)" if prof.max_minutes else "each preset's own"
-    common = ", ".join(f"`{k}={v}`" for k, v in prof.overrides.items())
-    lines.append(
-        f"\nTraining budget per run: {budget}; device: `{prof.device or 'auto'}`"
-        + (f"; every run also sets {common}." if common else ".")
-    )
-    return "\n".join(lines)
+    """Each run's change and the question it answers, plus the budget every run shares (templates/runs.md.j2)."""
+    return prose.render("runs.md.j2", profile=prof)
 
 
 def timings_table(timings: list) -> str:
-    rows = "\n".join(f"| {step.output} | {seconds:.0f} |" for step, seconds in timings)
-    note = "\n\nTraining notebooks ran side by side, so their seconds add up to more than the wall time."
+    """The executed notebooks and their seconds (templates/timings.md.j2)."""
     parallel = any(getattr(step, "parallel", False) for step, _ in timings)
-    return f"### Pipeline steps\n\n| executed notebook | seconds |\n|---|---|\n{rows}" + (note if parallel else "")
+    return prose.render("timings.md.j2", timings=timings, parallel=parallel)

@@ -55,7 +55,7 @@ def test_every_profile_loads_and_names_valid_runs(name):
 
 
 def test_a_bad_profile_is_a_clear_error(tmp_path):
-    with pytest.raises(LMError, match="no profile 'nope'.*choose one of default, gpu, smoke"):
+    with pytest.raises(LMError, match="no profile .nope.*choose one of converged, default, gpu, smoke"):
         load_profile("nope")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"runs": [{"name": "x", "preset": "smoke", "overrides": {"hid_dimm": 3}}]}))
@@ -86,6 +86,18 @@ def test_plan_runs_02_once_per_arm_and_seed_and_04_only_when_present(tmp_path, f
     write_notebook(fake_notebooks / "04_generation_panel.ipynb", "print(runs_root)")
     last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
     assert last.notebook == "04_generation_panel.ipynb" and last.parameters == {"runs_root": str(tmp_path / "runs")}
+
+
+def test_a_profile_set_beside_another_build_hands_notebook_03_its_summary_when_it_exists(tmp_path, fake_notebooks):
+    converged = load_profile("converged")
+    assert converged.compare_with == "default" and load_profile("converged", corpus="hpd").compare_with == "default-hpd"
+    compare = plan(converged, tmp_path / "runs", tmp_path / "prep", fake_notebooks, tmp_path / "reports")[-1]
+    assert compare.notebook == "03_compare_runs.ipynb" and compare.parameters["compare_summary"] == ""  # not built
+    (tmp_path / "reports" / "default").mkdir(parents=True)
+    (tmp_path / "reports" / "default" / "summary.json").write_text("{}")
+    compare = plan(converged, tmp_path / "runs", tmp_path / "prep", fake_notebooks, tmp_path / "reports")[-1]
+    assert compare.parameters["compare_summary"] == str((tmp_path / "reports" / "default" / "summary.json").resolve())
+    assert plan(load_profile("default"), tmp_path, tmp_path, fake_notebooks)[-1].parameters["compare_summary"] == ""
 
 
 def test_plan_runs_05_after_04_with_the_profiles_sweep(tmp_path, fake_notebooks):

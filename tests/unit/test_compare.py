@@ -95,7 +95,7 @@ def test_analysis_names_the_winner_each_change_and_where_overfitting_begins(runs
     assert "**tied** vs **base** (regularisation: tie_weights False → True): test perplexity 245.0 → 244.0" in text
     assert "**base**: best at epoch 3 (valid 240.0); by epoch 5 valid was 280.0 (16.7% above its best)" in text
     assert (
-        "**awd**: STILL IMPROVING: -5.0 ppl/epoch (-2.9%), -5.0 ppl/min in its last epoch" in text
+        "**awd**: STILL IMPROVING: −5.0 ppl/epoch (−2.9%), −5.0 ppl/min in its last epoch" in text
         and "**base**: past its best (best epoch 3 of 5)" in text
     )
     assert "**Early stopping.** 2 of 3 runs passed their best epoch; 4.0 minutes" in text

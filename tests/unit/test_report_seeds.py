@@ -11,6 +11,7 @@ from test_compare import record
 from lmlib.errors import LMError
 from lmlib.report.analysis import analysis, verdict
 from lmlib.report.arms import (
+    LearningState,
     arm_summary,
     arm_table,
     group_arms,
@@ -142,7 +143,7 @@ def test_the_table_gives_each_arm_mean_and_range_over_its_seeds(arms_runs):
     assert numbers.loc["a", ["test_mean", "test_min", "test_max"]].tolist() == [254.0, 250.0, 258.0]
     assert numbers.loc["b", ["valid_mean", "valid_min", "valid_max"]].tolist() == [199.0, 198.0, 200.0]
     table = arm_table(arms)
-    assert table.loc["a", "test ppl"] == "254.0 (250.0–258.0)" and table.loc["b", "Δ test vs vs"] == "-52.0"
+    assert table.loc["a", "test ppl"] == "254.0 (250.0–258.0)" and table.loc["b", "Δ test vs vs"] == "−52.0"
     assert table.loc["b", "change"] == "weight_drop 0 → 0.5" and table.loc["c", "seeds"] == "1, 2"
     assert "STILL IMPROVING" in table.loc["b", "status"]
 
@@ -155,15 +156,15 @@ def test_runs_of_one_arm_may_differ_only_in_seed(arms_runs):
 def test_a_run_still_improving_is_marked_with_the_slope_of_its_last_epochs():
     improving = record("r", [300, 250, 220, 200], [350, 300, 270, 250], 210.0)
     status = learning_status(improving)
-    assert status["state"] == "still improving" and not status["finished"]
-    assert status["slope_per_epoch"] == pytest.approx(-20.0)  # its last epoch: 220 -> 200
-    assert status["slope_per_minute"] == pytest.approx(-20.0)  # one epoch per minute in `record`
-    assert status_text(improving) == "STILL IMPROVING: -20.0 ppl/epoch (-10.0%), -20.0 ppl/min in its last epoch"
+    assert status.state is LearningState.IMPROVING and status.improving and not status.finished
+    assert status.slope_per_epoch == pytest.approx(-20.0)  # its last epoch: 220 -> 200
+    assert status.slope_per_minute == pytest.approx(-20.0)  # one epoch per minute in `record`
+    assert status_text(improving) == "STILL IMPROVING: −20.0 ppl/epoch (−10.0%), −20.0 ppl/min in its last epoch"
     past = record("p", [300, 250, 260], [350, 300, 270], 255.0)
-    assert learning_status(past)["finished"] and status_text(past) == "past its best (best epoch 2 of 3)"
+    assert learning_status(past).finished and status_text(past) == "past its best (best epoch 2 of 3)"
     flat = record("f", [300, 250, 220, 219.9], [350, 300, 270, 250], 230.0)  # -0.05% in its last epoch
-    assert learning_status(flat)["finished"] and learning_status(flat)["state"] == "levelled off"
-    assert status_text(flat) == "levelled off (-0.100 ppl in its last epoch, less than 0.1%)"
+    assert learning_status(flat).finished and learning_status(flat).state is LearningState.LEVELLED
+    assert status_text(flat) == "levelled off (−0.100 ppl in its last epoch, less than 0.1%)"
     stopped = record("s", [300, 250, 260, 270], [350, 300, 270, 260], 255.0)
     stopped.results["stopped"] = "early_stopping"
     assert status_text(stopped) == "early stop (best epoch 2 of 4)"
@@ -183,18 +184,18 @@ def test_the_curves_show_each_arms_seed_band(arms_runs):
 
 def test_verdict_calls_an_effect_only_beyond_the_spread_of_both_arms():
     a, b = spread([250.0, 258.0]), spread([200.0, 204.0])
-    assert (
-        verdict(a, b)["effect"]
-        and "lower (better), larger than the seed spread of both (8.0 and 4.0)" in (verdict(a, b)["text"])
-    )
+    assert verdict(a, b).effect and verdict(a, b).direction == -1
+    assert "20.5% lower (better), larger than the seed spread of both (8.0 and 4.0)" in verdict(a, b).text()
     close = spread([252.0, 257.0])
-    assert not verdict(a, close)["effect"] and verdict(a, close)["text"] == "within noise (|Δ| 0.5 ≤ seed spread 8.0)"
+    assert not verdict(a, close).effect and verdict(a, close).text() == "within noise (|Δ| 0.5 ≤ seed spread 8.0)"
+    assert verdict(a, close).direction == 0
     wide = spread([190.0, 260.0])  # a 29-point difference, but this arm's seeds span 70
-    assert not verdict(a, wide)["effect"]
-    assert verdict(spread([250.0]), spread([200.0]))["text"] == "one seed only: the noise is not measured"
-    tight = spread([122.2127, 122.2265])  # two seeds 0.014 apart: printed so, not as 0.0
-    assert tight.text() == "122.220 (122.213–122.227)"
-    assert "larger than the seed spread of both (0.014 and 6.2)" in verdict(tight, spread([191.4, 197.6]))["text"]
+    assert not verdict(a, wide).effect
+    single = verdict(spread([250.0]), spread([200.0]))
+    assert not single.measured and single.noise is None and single.text() == "one seed only: the noise is not measured"
+    tight = spread([122.2127, 122.2265])  # two seeds 0.014 apart: one decimal, a non-zero range never as 0.0
+    assert tight.text() == "122.2 (122.2–122.2)"
+    assert "larger than the seed spread of both (< 0.1 and 6.2)" in verdict(tight, spread([191.4, 197.6])).text()
 
 
 def test_analysis_says_within_noise_when_spreads_overlap_and_names_the_effect_when_not(arms_runs):
