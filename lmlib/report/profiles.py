@@ -84,7 +84,7 @@ class Profile:
     seeds: tuple[int, ...] | None = None  # every arm trains once per seed; None: once, with the preset's seed
     parallel: int = 1  # training notebooks executed at once
     corpus_title: str = ""  # how the text names the corpus ("Jane Austen's novels")
-    compare_with: str | None = None  # another profile whose build notebook 03 sets beside this one (lmlib.report.budgets)
+    compare_with: str | None = None  # the profile whose build notebook 03 sets beside this one (report.budgets)
 
     def data(self) -> dict:
         """The profile's DataConfig fields that are set."""
