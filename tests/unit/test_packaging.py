@@ -39,3 +39,14 @@ def test_the_wheel_lists_every_code_package():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "lmlib").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def test_the_shipped_models_and_the_card_template_are_package_data():
+    """lmlib/pretrained/<name>/ holds what `lmlib export` writes; each file must match a package-data pattern."""
+    import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    wanted = patterns["lmlib.pretrained"]
+    written = ["config.json", "model.safetensors", "vocab.json", "casing.json", "results.json", "README.md"]
+    for name in [f"austen/{file}" for file in written] + ["templates/model_card.md"]:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in wanted), f"{name} would not be in the wheel"
