@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lmlib.config import DEVICES, PROTOCOLS
 
@@ -40,9 +41,11 @@ def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
     source.add_argument("--run-dir", "--run", dest="run_dir", default=None, help="a run directory, e.g. runs/cpu")
 
 
-def model_source(args: argparse.Namespace, default: str | None = None) -> str:
-    """What --model or --run-dir named (`default` when neither was given)."""
-    return args.model or args.run_dir or default
+def model_source(args: argparse.Namespace, default: str | None = None) -> str | Path:
+    """What --model (a name, folder or Hub id) or --run-dir (a folder: a Path) named; `default` when neither."""
+    if args.run_dir is not None:
+        return Path(args.run_dir)
+    return args.model or default
 
 
 def add_serving(parser: argparse.ArgumentParser) -> None:

@@ -32,9 +32,14 @@ def shipped_dir() -> Path:
 
 
 def locate(name_or_path: str | os.PathLike) -> tuple[Path, str]:
-    """(the local folder holding the model, a short name for it); a clear LMError when there is none."""
+    """(the local folder holding the model, a short name for it); a clear LMError when there is none.
+
+    A string may be any of the three; a Path (what --run-dir gives) is a folder only.
+    """
     path = Path(name_or_path)
     text = str(name_or_path)
+    if isinstance(name_or_path, os.PathLike) and not path.is_dir():  # a path is a folder, never a name or an id
+        raise LMError(f"{path} is not a run directory (no such folder): train one with python -m lmlib train")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise LMError(f"{path} holds no model (no config.json): give a run directory or a folder from lmlib export")

@@ -27,28 +27,52 @@ from lmlib.errors import LMError
 SERVING = ("auto", "fp32", "bf16", "int8")
 
 
-def default_serving(device: torch.device, native_bf16: bool | None = None) -> str:
-    """What `auto` serves in on `device`.
+# The quantised engines int8 was measured on (x86 CPUs with AVX2 or better: fbgemm's kernels, which
+# PyTorch calls "x86" since 2.0); elsewhere (ARM's qnnpack, no engine) auto keeps fp32.
+INT8_ENGINES = ("x86", "fbgemm")
 
-    Decided from benchmarks/results/serving.json: see docs/performance.md for the numbers.
+
+def quantized_engine() -> str:
+    """The quantised kernels PyTorch uses here ("x86", "fbgemm", "qnnpack", "onednn" or "none")."""
+    return torch.backends.quantized.engine or "none"
+
+
+def default_serving(device: torch.device, arch: str = "lstm") -> str:
+    """What `auto` serves an `arch` model in on `device`: an LSTM in int8 on a CPU with the measured
+    int8 kernels, else fp32.
+
+    benchmarks/serving.py (docs/performance.md): on an x86 CPU with AVX2 int8 was 2-4x faster per word
+    than fp32 and changed the shipped model's perplexity by 0.01%; bf16 was slower than fp32 where the
+    CPU emulates it, and is never chosen by `auto`. ARM's kernels were not measured; a GPU keeps fp32.
     """
+    if arch == "lstm" and device.type == "cpu" and quantized_engine() in INT8_ENGINES:
+        return "int8"
     return "fp32"
 
 
 def prepare_for_serving(model: nn.Module, serving: str = "auto") -> tuple[nn.Module, str]:
-    """(the model ready to serve, what it computes in); `model` is left as it was when a copy is needed."""
+    """(the model ready to serve, what it computes in); `model` itself is never changed (a copy is served)."""
     if serving not in SERVING:
         raise LMError(f"serving must be one of {', '.join(SERVING)}, got {serving!r}")
     device = next(model.parameters()).device
-    if serving == "auto":
-        serving = default_serving(device)
-    if serving == "fp32":
+    arch = getattr(getattr(model, "config", None), "arch", "lstm")
+    chosen = default_serving(device, arch) if serving == "auto" else serving
+    if chosen == "fp32":
         return model, "fp32"
-    if serving == "bf16":
+    if chosen == "bf16":
         return copy.deepcopy(model).to(torch.bfloat16).eval(), "bf16"
     if device.type != "cpu":
         raise LMError(f"int8 serving (dynamic quantisation) runs on a CPU; this model is on {device.type}: use fp32")
-    return quantize_int8(model), "int8"
+    if arch != "lstm":
+        # nn.TransformerEncoderLayer reads its linear layers' weights directly, which quantised layers do not have.
+        raise LMError(f"int8 serving covers LSTM models; this one is a {arch}: use fp32 or bf16")
+    try:
+        return quantize_int8(model), "int8"
+    except (RuntimeError, NotImplementedError, AssertionError) as err:
+        if serving == "auto":
+            return model, "fp32"  # kernels missing after all: serve as trained
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise LMError(f"int8 serving is not available on this machine ({reason}): use fp32") from None
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:

@@ -41,7 +41,7 @@ def shipped():
 def run_lmlib(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "lmlib", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+                          timeout=1800)  # fmt: skip
 
 
 def test_the_shipped_folder_is_complete_small_and_half_precision():
