@@ -4,17 +4,21 @@ The package is layered; a module imports only from its own layer or the ones abo
 this list (tests/test_architecture.py checks it), and nothing heavy runs at import time:
 
     errors, paths, atomic, checks   the project's error type, file locations, atomic writes and
-    config, config_upgrade          validation; the run configuration (a frozen dataclass per concern)
+    config, config_upgrade          validation; the run configuration (a frozen dataclass per concern);
+    sampling                        generation's defaults and limits (no torch: the CLI's --help reads them)
     data/       corpus, tokenize, detokenize, vocab, splits, prepared, stats, batching
     model/      lstm (LSTMLanguageModel), transformer (TransformerLanguageModel), head (their shared output
                 layer), build (build_model: one or the other per `arch`), regularize (AWD-LSTM regularisers)
     presets     named recipes built from config
     training/   device, checkpoint, weights (do saved weights fit a config), runs (run directories),
+                exported (the folder `lmlib export` writes, as read back),
                 ownership (one writer per run directory), evaluate, optim (UpdateRule),
                 session (a run's live objects, checkpoint and resume), loop (train)
     evaluation/ test-time methods: cache (the continuous cache pointer), dynamic (dynamic evaluation),
                 score (the one scoring pass), tuning (settings chosen on valid only), records (test_time.json)
-    generate    sampling from a trained run
+    generate    sampling from a model (Generator.from_pretrained: the one way to load one)
+    pretrained/ locate (shipped names, folders, Hugging Face Hub ids), export (a run as a shareable folder),
+                card (the model card), serving (fp32, bf16 or int8 on this machine), austen/ (the shipped model)
     sweep/      space (search space YAML), storage (SQLite, journal file, PostgreSQL + heartbeats),
                 worker (Optuna trials of train(), exactly N per study), results (tables for notebook 05)
     report/     profiles (params/*.yaml, read and checked), compare (records, table, curves), analysis (prose),

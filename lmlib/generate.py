@@ -18,17 +18,21 @@ from pathlib import Path
 
 import torch
 
+from lmlib.config import RunConfig
 from lmlib.data.casing import load_casing
-from lmlib.data.detokenize import detokenize
+from lmlib.data.detokenize import detokenize_pieces
 from lmlib.data.tokenize import basic_english
 from lmlib.data.vocab import UNK_INDEX, Vocab
 from lmlib.errors import LMError
 from lmlib.model.build import LanguageModel
+from lmlib.sampling import (  # noqa: F401 (MAX_NEW_TOKENS, INTERACTIVE_MAX_NEW_TOKENS: their old home)
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_TEMPERATURE,
+    INTERACTIVE_MAX_NEW_TOKENS,
+    MAX_NEW_TOKENS,
+    check_sampling,
+)
 
-MAX_NEW_TOKENS = 1000  # the library's cap on one generation
-# The interactive front-ends' default cap (the panel's length slider, the web app's limit, the
-# page's slider via /health): enough for a paragraph, short enough to stay responsive on a CPU.
-INTERACTIVE_MAX_NEW_TOKENS = 300
 LOG2E = 1 / math.log(2)
 
 
@@ -44,23 +48,8 @@ class Generation:
     prompt_tokens: list[str]
     tokens: list[str]  # the new tokens only
     surprisals: list[float]
-    text: str  # prompt + continuation, readable
-
-
-def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:
-    """Validate sampling parameters with messages a user can act on."""
-    if (
-        isinstance(max_new_tokens, bool)
-        or not isinstance(max_new_tokens, int)
-        or not 1 <= max_new_tokens <= MAX_NEW_TOKENS
-    ):
-        raise LMError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 100:
-        raise LMError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise LMError(f"top_k must be a whole number >= 0 (0 = off), got {top_k!r}")
-    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-        raise LMError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+    text: str  # the prompt as given + `continuation`
+    continuation: str = ""  # the new text, readable: what follows the prompt
 
 
 class Generator:
@@ -68,6 +57,8 @@ class Generator:
     every call keeps its own hidden state and random generator.
 
     `casing` (token -> usual form, data/casing.py) only changes how text is shown, never an id.
+    `config` and `name` say which model it is (None and "model" for one built in memory);
+    `serving` how its weights compute (lmlib.pretrained.serving: fp32, bf16 or int8).
     """
 
     def __init__(
@@ -76,21 +67,38 @@ class Generator:
         vocab: Vocab,
         device: str | torch.device | None = None,
         casing: dict[str, str] | None = None,
+        config: RunConfig | None = None,
+        name: str = "model",
+        serving: str = "fp32",
     ):
         if model.vocab_size != len(vocab):
             raise LMError(f"the model has {model.vocab_size} output words but the vocabulary {len(vocab)}")
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = torch.device(device) if device is not None else _device_of(model)
         self.model = model.to(self.device).eval()
-        self.vocab = vocab
-        self.casing = casing
+        self.vocab, self.casing, self.config, self.name, self.serving = vocab, casing, config, name, serving
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str = "auto", serving: str = "auto") -> Generator:
+        """The one way to load a model: a shipped model's name ("austen"), a folder written by
+        `lmlib export`, a run directory, or a Hugging Face Hub id ("owner/name").
+
+        `device`: `auto` takes the GPU when there is one, as training does. `serving`: how the
+        weights compute, "fp32", "bf16", "int8" or "auto" (lmlib.pretrained.serving decides).
+        """
+        from lmlib.pretrained.locate import locate
+        from lmlib.pretrained.serving import prepare_for_serving
+        from lmlib.training.runs import RunPaths, load_model
+
+        folder, name = locate(name_or_path)
+        model, vocab, config = load_model(folder, device)
+        model, serving = prepare_for_serving(model, serving)
+        casing = load_casing(RunPaths(folder).casing)
+        return cls(model, vocab, casing=casing, config=config, name=name, serving=serving)
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, device: str = "auto") -> Generator:
-        """Load a run's best weights; `auto` takes the GPU when there is one, as training does."""
-        from lmlib.training.runs import RunPaths, load_model
-
-        model, vocab, _ = load_model(Path(run_dir), device)
-        return cls(model, vocab, casing=load_casing(RunPaths(Path(run_dir)).casing))
+        """A run directory's model in fp32: `from_pretrained` as earlier versions spelt it for runs."""
+        return cls.from_pretrained(Path(run_dir), device, serving="fp32")
 
     def word(self, token: str) -> str:
         """`token` in its usual casing (itself when the run has no casing table)."""
@@ -99,6 +107,10 @@ class Generator:
     def readable(self, prompt: str, tokens: list[str]) -> str:
         """`readable` with this run's casing."""
         return readable(prompt, tokens, self.casing)
+
+    def pieces(self, prompt: str, tokens: list[str]) -> list[str]:
+        """`continuation_pieces` with this run's casing."""
+        return continuation_pieces(prompt, tokens, self.casing)
 
     def prompt_tokens(self, prompt: str) -> list[str]:
         if not isinstance(prompt, str):
@@ -132,8 +144,8 @@ class Generator:
     def stream(
         self,
         prompt: str,
-        max_new_tokens: int = 50,
-        temperature: float = 1.0,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = 0,
         top_p: float = 1.0,
         seed: int | None = None,
@@ -154,8 +166,8 @@ class Generator:
     def generate(
         self,
         prompt: str,
-        max_new_tokens: int = 50,
-        temperature: float = 1.0,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = DEFAULT_TEMPERATURE,
         top_k: int = 0,
         top_p: float = 1.0,
         seed: int | None = None,
@@ -164,7 +176,8 @@ class Generator:
         produced = list(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
         prompt_tokens = self.prompt_tokens(prompt)
         tokens = [t.token for t in produced]
-        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], self.readable(prompt, tokens))
+        continuation = "".join(self.pieces(prompt, tokens))
+        return Generation(prompt_tokens, tokens, [t.surprisal for t in produced], prompt + continuation, continuation)
 
     @torch.inference_mode()
     def next_word_distribution(self, prompt: str, k: int = 10) -> list[tuple[str, float]]:
@@ -177,12 +190,34 @@ class Generator:
 
 
 def readable(prompt: str, tokens: list[str], casing: dict[str, str] | None = None) -> str:
-    """The prompt (read as the model reads it) and its continuation as one readable text.
+    """The prompt as given, then its continuation as readable text: `prompt + continuation`.
 
-    With the run's `casing` the words take their usual form, the prompt's too: "mr. darcy" reads
-    "Mr. Darcy", as the model read it (lowercase), shown as the corpus writes it.
+    The new words take their usual form with the run's `casing` ("darcy" -> "Darcy"); the
+    prompt is kept as typed, so the text always starts with what the user wrote.
     """
-    return detokenize(basic_english(prompt) + list(tokens), casing)
+    return prompt + "".join(continuation_pieces(prompt, tokens, casing))
+
+
+def continuation_pieces(prompt: str, tokens: list[str], casing: dict[str, str] | None = None) -> list[str]:
+    """The readable text each new token adds after `prompt`, with the space before it if any.
+
+    Read in the context of the prompt's own tokens, so a continuation knows whether it starts a
+    sentence (capitalised) or glues to the word before (a comma, "n't"); the join is what
+    follows the prompt: `prompt + "".join(pieces)` is the generated text everywhere (Python,
+    CLI, panel, web page and API), and the page colours the same pieces one by one.
+    """
+    context = basic_english(prompt)
+    pieces = detokenize_pieces(context + list(tokens), casing)[len(context) :]
+    if pieces and (not prompt or prompt[-1].isspace()):
+        pieces[0] = pieces[0].lstrip(" ")  # nothing to separate from, or the prompt's own space does it
+    elif pieces and not context and not pieces[0].startswith(" "):
+        pieces[0] = " " + pieces[0]  # a prompt of nothing but dropped marks ('"', ';') still ends a word
+    return pieces
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are (a quantised model's packed weights are no parameters: the CPU)."""
+    return next(iter(model.parameters()), torch.empty(0)).device
 
 
 class _OneDNNOff:

@@ -1,6 +1,6 @@
 """The generation panel for notebooks: ipywidgets controls around functions passed in.
 
-    panel = panel_for_runs(["runs/cpu", "runs/awd"])   # or GenerationPanel(stream, next_words)
+    panel = panel_for_models(["austen", "runs/cpu"])   # or GenerationPanel(stream, next_words)
     panel                                               # the last expression displays it
 
 The panel only builds controls and wires them ("Separating concerns", jupyter-widgets
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import html
 import secrets
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import ipywidgets as w
+
+from lmlib.sampling import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, INTERACTIVE_MAX_NEW_TOKENS
 
 MAX_BITS = 16.0  # surprisal at which a word gets the strongest colour (p = 1/65536)
 
@@ -28,18 +29,21 @@ def surprise_colour(bits: float) -> str:
     return f"rgba(220, 40, 20, {alpha:.3f})"
 
 
-def tokens_html(prompt: str, tokens: Sequence[str], surprisals: Sequence[float] | None = None) -> str:
-    """The prompt in bold, then the words; coloured by surprise when `surprisals` are given."""
+def tokens_html(prompt: str, pieces: Sequence[str], surprisals: Sequence[float] | None = None) -> str:
+    """The prompt in bold, then the readable pieces (each with its own space); coloured by surprise
+    when `surprisals` are given, the spaces left uncoloured."""
     words = []
-    for i, token in enumerate(tokens):
+    for i, piece in enumerate(pieces):
+        word = piece.lstrip()
+        space = html.escape(piece[: len(piece) - len(word)])
         if surprisals is None:
-            words.append(html.escape(token))
+            words.append(space + html.escape(word))
         else:
             words.append(
-                f'<span title="{surprisals[i]:.1f} bits" style="background:'
-                f'{surprise_colour(surprisals[i])}">{html.escape(token)}</span>'
+                f'{space}<span title="{surprisals[i]:.1f} bits" style="background:'
+                f'{surprise_colour(surprisals[i])}">{html.escape(word)}</span>'
             )
-    return f'<div class="lm-output"><b>{html.escape(prompt)}</b> {" ".join(words)}</div>'
+    return f'<div class="lm-output"><b>{html.escape(prompt)}</b>{"".join(words)}</div>'
 
 
 def distribution_html(pairs: Iterable[tuple[str, float]]) -> str:
@@ -57,7 +61,11 @@ def distribution_html(pairs: Iterable[tuple[str, float]]) -> str:
 
 
 class GenerationPanel:
-    """Prompt, sampling controls, Generate/Stop, streamed output and the next-word chart."""
+    """Prompt, sampling controls, Generate/Stop, streamed output and the next-word chart.
+
+    `pieces(run, prompt, tokens)` turns tokens into the readable text each adds
+    (lmlib.generate.continuation_pieces); without it each word is shown after a space.
+    """
 
     def __init__(
         self,
@@ -65,17 +73,18 @@ class GenerationPanel:
         next_words: Callable,
         *,
         runs: Sequence[str] = ("model",),
-        readable: Callable[[str, str, list[str]], str] | None = None,
+        pieces: Callable[[str, str, list[str]], list[str]] | None = None,
         background: bool = True,
     ):
-        self._stream, self._next_words, self._readable = stream, next_words, readable
+        self._stream, self._next_words, self._pieces = stream, next_words, pieces
         self._background = background  # False runs Generate in the caller's thread (tests)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.tokens: list[str] = []
-        self.words: list[str] = []  # the tokens as shown: in their usual casing when the run has a table
+        self.words: list[str] = []  # the tokens in their usual casing when the run has a table
+        self.pieces: list[str] = []  # the readable text each token adds (its space, its capital)
         self.surprisals: list[float] = []
-        self.text = ""
+        self.text = ""  # the prompt + the pieces: what plain and coloured views both show
         self._prompt = ""  # the prompt of the shown generation (the box may have changed since)
 
         wide = {"style": {"description_width": "7em"}}  # room for "Temperature" and "Max length"
@@ -88,8 +97,13 @@ class GenerationPanel:
             continuous_update=False,
             layout=w.Layout(width="100%"),
         )
-        self.temperature = w.FloatSlider(value=0.8, min=0.1, max=1.5, step=0.05, description="Temperature", **wide)
-        self.length = w.IntSlider(value=50, min=10, max=300, step=5, description="Max length", **wide)
+        self.temperature = w.FloatSlider(
+            value=DEFAULT_TEMPERATURE, min=0.1, max=1.5, step=0.05, description="Temperature", **wide
+        )
+        self.length = w.IntSlider(
+            value=DEFAULT_MAX_NEW_TOKENS, min=10, max=INTERACTIVE_MAX_NEW_TOKENS, step=5, description="Max length",
+            **wide,
+        )  # fmt: skip
         self.top_k = w.IntSlider(value=0, min=0, max=100, description="Top-k (0 off)", **wide)
         self.top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="Top-p (1 off)", **wide)
         self.seed = w.IntText(value=0, description="Seed", disabled=True, **wide)
@@ -158,7 +172,8 @@ class GenerationPanel:
             seed=seed,
         )
         self._stop.clear()
-        self.tokens, self.words, self.surprisals, self.text, self._prompt = [], [], [], "", self.prompt.value
+        self.tokens, self.words, self.pieces, self.surprisals = [], [], [], []
+        self.text, self._prompt = "", self.prompt.value
         self.generate_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "generating…"
         self._thread = threading.Thread(
@@ -185,8 +200,10 @@ class GenerationPanel:
                 self.tokens.append(item.token)
                 self.words.append(getattr(item, "word", "") or item.token)
                 self.surprisals.append(float(item.surprisal))
+                self.pieces = self._readable_pieces(run, prompt)
                 self._render(final=False)
-            self.text = self._detokenize_all(run, prompt)
+            self.pieces = self._readable_pieces(run, prompt)  # final: an apostrophe settles on the next word
+            self.text = prompt + "".join(self.pieces)
             self.status.value = (
                 f"{how}: {len(self.tokens)} words, temperature {keywords['temperature']:.2f}, seed {keywords['seed']}"
             )
@@ -197,18 +214,18 @@ class GenerationPanel:
             self._render(final=True)
             self.generate_button.disabled, self.stop_button.disabled = False, True
 
-    def _detokenize_all(self, run: str, prompt: str) -> str:
-        if self._readable is None:
-            return prompt + " " + " ".join(self.words)
-        return self._readable(run, prompt, self.tokens)
+    def _readable_pieces(self, run: str, prompt: str) -> list[str]:
+        if self._pieces is None:
+            return [" " + word for word in self.words]
+        return self._pieces(run, prompt, list(self.tokens))
 
     def _render(self, final: bool) -> None:
         if self.colour.value:
-            self.output.value = tokens_html(self._prompt, self.words, self.surprisals)
+            self.output.value = tokens_html(self._prompt, self.pieces, self.surprisals)
         elif final and self.text:
             self.output.value = f'<div class="lm-output">{html.escape(self.text)}</div>'
         else:
-            self.output.value = tokens_html(self._prompt, self.words)
+            self.output.value = tokens_html(self._prompt, self.pieces)
 
 
 def choose_runs(runs_root: str | Path = "runs", run_name: str = "") -> list[Path]:
@@ -233,39 +250,42 @@ def choose_runs(runs_root: str | Path = "runs", run_name: str = "") -> list[Path
     return runs
 
 
-def runs_or_smoke(runs_root: str | Path = "runs", run_name: str = "") -> list[Path]:
-    """`choose_runs`, or, when no run has finished yet, a smoke model trained in seconds (and said so).
+def runs_or_shipped(runs_root: str | Path = "runs", run_name: str = "") -> list[str | Path]:
+    """`choose_runs`, or, when no run has finished yet, the model shipped with lmlib (and said so).
 
-    So that "Run all" in notebook 04 always shows a working panel; its text is gibberish.
+    So that notebook 04 works the moment it is opened (on Colab too): no training first.
     """
     runs = choose_runs(runs_root, run_name)
     if runs:
         return runs
-    from lmlib.presets import get_preset
-    from lmlib.training.loop import train
+    from lmlib.pretrained.locate import DEFAULT_MODEL
 
-    print(f"No finished run under {str(runs_root)!r}: training the smoke preset for a few seconds instead.\n"
-          "Its text is gibberish. Train a real model with notebook 02, then run this notebook again.")  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="lmlib-")) / "smoke"
-    train(get_preset("smoke"), folder, progress=False)
-    return [folder]
+    print(f"No finished run under {str(runs_root)!r}: using {DEFAULT_MODEL!r}, the model shipped with lmlib.\n"
+          "Train your own with notebook 02, then run this notebook again to pick it.")  # fmt: skip
+    return [DEFAULT_MODEL]
 
 
-def panel_for_runs(run_dirs: Sequence[str | Path], device: str = "auto", **options) -> GenerationPanel:
-    """A panel over trained runs, named by folder; each run's model is loaded on first use.
+def model_label(source: str | Path) -> str:
+    """How the picker names a model: a folder by its name, a shipped model or a Hub id as given."""
+    path = Path(source)
+    return path.name if path.is_dir() else str(source)
+
+
+def panel_for_models(models: Sequence[str | Path], device: str = "auto", **options) -> GenerationPanel:
+    """A panel over models (shipped names, exported folders, run directories, Hub ids); each loaded on first use.
 
     `device` follows training's rule: `auto` is the GPU when there is one (a Colab T4), else the CPU.
     """
     from lmlib.generate import Generator
 
-    paths = {Path(d).name: Path(d) for d in run_dirs}
+    sources = {model_label(m): m for m in models}
     loaded: dict[str, object] = {}
     lock = threading.Lock()
 
     def generator(run: str):
         with lock:  # two threads asking at once load the model once
             if run not in loaded:
-                loaded[run] = Generator.from_run(paths[run], device)
+                loaded[run] = Generator.from_pretrained(sources[run], device)
             return loaded[run]
 
     def stream(run, prompt, **keywords):
@@ -274,9 +294,12 @@ def panel_for_runs(run_dirs: Sequence[str | Path], device: str = "auto", **optio
     def next_words(run, prompt, k):  # the chart's labels in the run's casing
         return [(generator(run).word(token), p) for token, p in generator(run).next_word_distribution(prompt, k=k)]
 
-    def readable(run, prompt, tokens):
-        return generator(run).readable(prompt, tokens)
+    def pieces(run, prompt, tokens):
+        return generator(run).pieces(prompt, tokens)
 
-    panel = GenerationPanel(stream, next_words, runs=list(paths), readable=readable, **options)
+    panel = GenerationPanel(stream, next_words, runs=list(sources), pieces=pieces, **options)
     panel.show_distribution()
     return panel
+
+
+panel_for_runs = panel_for_models  # its name before models could be shipped or exported

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmlib.cli import evaluate, generation, import_original, prepare, report, serve, sweep, train
+from lmlib.cli import evaluate, export, generation, import_original, prepare, report, serve, sweep, train
 from lmlib.errors import LMError
 
 # each adds its subcommands: add(commands)
-COMMANDS = (prepare, train, evaluate, sweep, generation, serve, report, import_original)
+COMMANDS = (prepare, train, evaluate, sweep, generation, serve, report, import_original, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,12 +11,13 @@ DYNAMIC_FLAGS = {"lr": "dynamic_lr", "decay": "dynamic_decay", "segment": "dynam
 
 def add(commands) -> None:
     parser = commands.add_parser(
-        "evaluate", help="perplexity of a trained run on valid and test (+ cache, dynamic evaluation)",
-        description="Perplexity of a run's best weights: exp(mean cross-entropy per token). With --cache "
-        "and/or --dynamic, also the test-time methods: settings not given are tuned on the validation "
-        "split only, then the test split is scored once; the result is kept in <run>/test_time.json.",
+        "evaluate", help="perplexity of a model on valid and test (+ cache, dynamic evaluation)",
+        description="Perplexity of a model's weights (a run's best, or --model's): exp(mean cross-entropy per "
+        "token) on its own corpus's splits. With --cache and/or --dynamic, also the test-time methods: settings "
+        "not given are tuned on the validation split only, then the test split is scored once; for a run the "
+        "result is kept in <run>/test_time.json.",
     )  # fmt: skip
-    options.add_run_dir(parser, "the run directory")
+    options.add_model(parser)
     options.add_device(parser)
     parser.add_argument("--json", action="store_true")
     cache = parser.add_argument_group("continuous cache pointer (Grave et al. 2016)")
@@ -34,6 +35,10 @@ def add(commands) -> None:
 
 
 def run_evaluate(args) -> int:
+    if args.model is not None:  # a name or a Hub id becomes its local folder; nothing is written there
+        from lmlib.pretrained.locate import locate
+
+        args.run_dir, args.record = str(locate(args.model)[0]), False
     if args.cache or args.dynamic:
         return run_methods(args)
     from lmlib.training.evaluate import evaluate_run
@@ -47,7 +52,7 @@ def run_evaluate(args) -> int:
     if args.json:
         print(json_line(report))  # NaN and infinities (a diverged model) are null: strict JSON
     else:
-        print(f"{args.run_dir}: valid ppl {result['valid_ppl']:.2f}, test ppl {result['test_ppl']:.2f}")
+        print(f"{args.model or args.run_dir}: valid ppl {result['valid_ppl']:.2f}, test ppl {result['test_ppl']:.2f}")
     return 0
 
 
@@ -64,7 +69,8 @@ def run_methods(args) -> int:
         missing = [key for key, value in given.items() if value is None and key != "segment"]
         if name in methods and missing:
             log(f"{name}: tuning {', '.join(missing)} on the validation split ({args.grid} grid); test is scored once")
-    result = evaluate_run_methods(args.run_dir, methods, cache, dynamic, args.grid, args.device, log=log)
+    record = getattr(args, "record", True)  # a run keeps its record; a shipped or downloaded model is left as it is
+    result = evaluate_run_methods(args.run_dir, methods, cache, dynamic, args.grid, args.device, record, log)
     if args.json:
         print(json_line(result))
         return 0
@@ -74,5 +80,6 @@ def run_methods(args) -> int:
         change = entry["test_ppl"] / static["test_ppl"] - 1
         print(f"{name:<8} {entry['valid_ppl']:9.2f} {entry['test_ppl']:9.2f} {change:+7.1%} "
               f"{entry['seconds']:8.1f} {entry['cost_ratio']:8.2f}  {entry['settings'] or ''}")  # fmt: skip
-    print(f"recorded in {args.run_dir}/{RECORD_NAME}")
+    if record:
+        print(f"recorded in {args.run_dir}/{RECORD_NAME}")
     return 0

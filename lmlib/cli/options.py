@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lmlib.config import DEVICES, PROTOCOLS
 
@@ -27,3 +28,30 @@ def add_run_dir(parser: argparse.ArgumentParser, help: str, required: bool = Tru
 
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when there is one")
+
+
+def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--model NAME|DIR or --run-dir DIR: the model a command reads (one of the two; `required` or not)."""
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument(
+        "--model", default=None, metavar="NAME|DIR",
+        help="a shipped model (austen), a folder written by `lmlib export`, a run directory, "
+        "or a Hugging Face Hub id (owner/name)",
+    )  # fmt: skip
+    source.add_argument("--run-dir", "--run", dest="run_dir", default=None, help="a run directory, e.g. runs/cpu")
+
+
+def model_source(args: argparse.Namespace, default: str | None = None) -> str | Path:
+    """What --model (a name, folder or Hub id) or --run-dir (a folder: a Path) named; `default` when neither."""
+    if args.run_dir is not None:
+        return Path(args.run_dir)
+    return args.model or default
+
+
+def add_serving(parser: argparse.ArgumentParser) -> None:
+    """--serving: how the weights compute (lmlib.pretrained.serving)."""
+    parser.add_argument(
+        "--serving", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+        help="how the weights compute: auto (the fastest within 1%% of fp32's perplexity on this machine), "
+        "fp32, bf16, or int8 (dynamic quantisation, CPU)",
+    )  # fmt: skip

@@ -1,4 +1,4 @@
-"""`serve`: the web page and JSON API over a trained run."""
+"""`serve`: the web page and JSON API over a model (the shipped one unless --model or --run-dir names another)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from lmlib.errors import LMError
 
 def add(commands) -> None:
     parser = commands.add_parser(
-        "serve", help="serve a trained run: web page + JSON API",
-        description="Serve a trained run on a web page and a JSON API (waitress).",
+        "serve", help="serve a model on a web page + JSON API (default: the shipped model)",
+        description="Serve a model on a web page and a JSON API (waitress): --model or --run-dir, "
+        "else the model shipped with lmlib.",
     )  # fmt: skip
-    options.add_run_dir(parser, "a trained run folder, e.g. runs/cpu")
+    options.add_model(parser, required=False)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="1..65535 (default 5000)")
     parser.add_argument(
@@ -31,5 +32,8 @@ def run(args) -> int:
         if err.name not in ("flask", "werkzeug", "waitress"):
             raise
         raise LMError(f"the web app needs {err.name}: pip install -e '.[web]'") from None
-    serve(args.run_dir, host=args.host, port=args.port, production=not args.dev, allow_hosts=args.allow_host)
+    from lmlib.pretrained.locate import DEFAULT_MODEL
+
+    model = options.model_source(args, default=DEFAULT_MODEL)
+    serve(model, host=args.host, port=args.port, production=not args.dev, allow_hosts=args.allow_host)
     return 0

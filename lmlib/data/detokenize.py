@@ -22,6 +22,15 @@ _WITHOUT_CASING = {"i": "I"}  # what text showed before casing tables: the one w
 def detokenize(tokens: list[str], casing: Mapping[str, str] | None = None) -> str:
     """Readable text: no space before punctuation, contractions joined, words in their usual
     casing (`casing`: token -> form), sentences capitalised."""
+    return "".join(detokenize_pieces(tokens, casing)).strip()
+
+
+def detokenize_pieces(tokens: list[str], casing: Mapping[str, str] | None = None) -> list[str]:
+    """The text each token adds, with the space before it if any: `detokenize` is their join, stripped.
+
+    A piece depends on the tokens before it (sentence starts, open quotes) and, for an
+    apostrophe, on the one after it ("don ' t" glues, a closing quote does not).
+    """
     forms = _WITHOUT_CASING if casing is None else casing
     pieces: list[str] = []
     capitalise, glue, quote_open = True, True, False
@@ -39,13 +48,12 @@ def detokenize(tokens: list[str], casing: Mapping[str, str] | None = None) -> st
             else:
                 glue_after, quote_open = True, True  # opening quote sticks to the word after
         word, capitalise = _capitalised(forms.get(token, token), capitalise)
-        if not (glue or token in _NO_SPACE_BEFORE):
-            pieces.append(" ")
-        pieces.append(word)
+        space = "" if glue or token in _NO_SPACE_BEFORE else " "
+        pieces.append(space + word)
         glue = glue_after
         if token in _SENTENCE_END:
             capitalise = True
-    return "".join(pieces).replace(" \n", "\n").strip()
+    return pieces
 
 
 def _capitalised(token: str, capitalise: bool) -> tuple[str, bool]:

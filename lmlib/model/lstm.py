@@ -80,10 +80,11 @@ class LSTMLanguageModel(OutputHead, nn.Module):
             nn.init.zeros_(self.decoder.bias)
 
     def init_hidden(self, batch_size: int, device: torch.device | str | None = None) -> Hidden:
-        """Zero (h, c) states for a batch."""
+        """Zero (h, c) states for a batch, in the embedding's dtype (bf16 when served in bf16)."""
         device = device or self.embedding.weight.device
+        dtype = self.embedding.weight.dtype
         shape = [(rnn.num_layers, batch_size, rnn.hidden_size) for rnn in self.rnns]
-        return [(torch.zeros(s, device=device), torch.zeros(s, device=device)) for s in shape]
+        return [(torch.zeros(s, device=device, dtype=dtype), torch.zeros(s, device=device, dtype=dtype)) for s in shape]
 
     @staticmethod
     def detach_hidden(hidden: Hidden) -> Hidden:

@@ -35,6 +35,7 @@ from lmlib.errors import LMError
 from lmlib.model.build import LanguageModel, build_model
 from lmlib.training.checkpoint import load_model_tensors, load_tensors
 from lmlib.training.device import resolve_device
+from lmlib.training.exported import check_vocab_size, read_header
 from lmlib.training.weights import check_weights_file
 
 METRIC_COLUMNS = [
@@ -83,6 +84,11 @@ class RunPaths:
     @property
     def last(self) -> Path:
         return self.root / "last.safetensors"
+
+    @property
+    def card(self) -> Path:
+        """The model card (lmlib.pretrained.card), written when the run finishes."""
+        return self.root / "README.md"
 
     @property
     def metrics(self) -> Path:
@@ -203,17 +209,22 @@ def list_runs(root: str | os.PathLike = "runs") -> list[Path]:
 def load_model(
     run_dir: str | os.PathLike, device: str | torch.device = "auto"
 ) -> tuple[LanguageModel, Vocab, RunConfig]:
-    """The best-validation model of a run, in eval mode, with its vocabulary and config.
+    """The best-validation model of a run (or of a folder written by `lmlib export`), in eval mode,
+    in float32, with its vocabulary and config.
 
     `device` follows training's rule: `auto` is the GPU when there is one, else the CPU.
     """
     paths = RunPaths(Path(run_dir))
     config, _ = read_config(run_dir)
+    header = read_header(paths.config)  # {} for a run; an exported folder's format, checked
     vocab = Vocab.load(paths.vocab)
+    check_vocab_size(header, len(vocab), run_dir)
     # config.json's sizes are checked against the weights' shapes (read from the file's header)
     # before anything is allocated: a doctored hid_dim must not build a huge model first.
-    check_weights_file(paths.model, len(vocab), config.model)
+    check_weights_file(paths.model, len(vocab), config.model, dtype=header.get("dtype", "float32"))
     model = build_model(len(vocab), config.model)
     tensors, _ = load_tensors(paths.model)
+    # An exported folder may store fp16/bf16 (as it declares): computed in fp32 from here on.
+    tensors = {name: tensor.float() for name, tensor in tensors.items()}
     load_model_tensors(model, tensors, str(paths.model))
     return model.to(resolve_device(str(device))).eval(), vocab, config

@@ -117,16 +117,23 @@ def tensor_layout(tensors: dict[str, torch.Tensor]) -> Layout:
     return {name: (str(t.dtype).removeprefix("torch."), tuple(t.shape)) for name, t in tensors.items()}
 
 
-def check_weights_file(path: str | os.PathLike, vocab_size: int, model: ModelConfig, prefix: str = "") -> None:
-    """Refuse a weights file that does not fit the model `model` describes, before building or loading anything."""
+def check_weights_file(
+    path: str | os.PathLike, vocab_size: int, model: ModelConfig, prefix: str = "", dtype: str = "float32"
+) -> None:
+    """Refuse a weights file that does not fit the model `model` describes, before building or loading anything.
+
+    `dtype`: what the weights must be stored in: float32 for a run, what an exported folder declares.
+    """
     expected, _ = planned_weights(vocab_size, model)
-    check_layout(header_layout(path, prefix), expected, model, str(path))
+    check_layout(header_layout(path, prefix), expected, model, str(path), dtype)
 
 
-def check_layout(found: Layout, expected: dict[str, tuple[int, ...]], model: ModelConfig, source: str) -> None:
+def check_layout(
+    found: Layout, expected: dict[str, tuple[int, ...]], model: ModelConfig, source: str, dtype: str = "float32"
+) -> None:
     """Names, tying, dtypes and shapes of saved weights against the model's; each mismatch is a clear LMError."""
     _check_tying(found, expected, model, source)
-    _check_dtypes(found, source)
+    _check_dtypes(found, source, dtype)
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     wrong = [n for n in expected if n in found and found[n][1] != expected[n]]
@@ -152,18 +159,24 @@ def _check_tying(found: Layout, expected: dict, model: ModelConfig, source: str)
         )
 
 
-def _check_dtypes(found: Layout, source: str) -> None:
-    """Weights must be float32, as lmlib writes them (its parameters stay fp32 under mixed precision too).
+def _check_dtypes(found: Layout, source: str, declared: str = "float32") -> None:
+    """Weights must be float32, as lmlib writes them (its parameters stay fp32 under mixed precision too),
+    or the dtype an exported folder declares in its config.json (lmlib export --dtype).
 
     Integer tensors are not weights at all. Half-precision files are refused rather than
     widened: lmlib never writes them, so one is a file from elsewhere or one converted to save
     space, and its perplexity would no longer be the one results.json recorded. A user who
     halved a file on purpose can convert it back explicitly (load_file, .float(), save_file).
     """
-    odd = {name: dtype for name, (dtype, _) in found.items() if dtype != "float32"}
+    odd = {name: dtype for name, (dtype, _) in found.items() if dtype != declared}
     if not odd:
         return
     name, dtype = next(iter(sorted(odd.items())))
+    if declared != "float32":
+        raise LMError(
+            f"weights in {source} are {dtype} ({name}), but its config.json declares {declared}: "
+            "the files come from different exports; export the model again"
+        )
     what = "not floating-point numbers" if dtype not in _FLOATING else "not float32 as lmlib writes weights"
     raise LMError(
         f"weights in {source} are {dtype} ({name}{' and others' if len(odd) > 1 else ''}), {what}: "

@@ -4,7 +4,7 @@ This is what `pip install git+<url>` does on Colab: pip builds a wheel from the 
 and installs it into site-packages; nothing of the checkout is left to read. So the test
 builds the wheel (from a copy of the project's files, so that no stale build/ folder leaks
 in), installs it with `--no-deps` into a new venv, and from an empty folder runs
-`prepare --corpus austen --json` and `report --profile smoke`.
+`prepare --corpus austen --json`, `report --profile smoke` and `generate --model austen`.
 
 The heavy dependencies: a truly fresh venv would download and install torch, pandas,
 papermill... (about a gigabyte, minutes, and a network) for every run. Instead the new venv
@@ -142,6 +142,18 @@ def test_the_smoke_report_runs_from_an_empty_folder(installed, tmp_path):
     summary = json.loads((report.parent / "summary.json").read_text())
     assert sorted(run["run"] for run in summary["runs"]) == names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "runs"]  # the job's files land here
+
+
+def test_generates_with_model_austen_from_an_empty_folder(installed, tmp_path):
+    """The shipped model is package data: text at once, with nothing trained and nothing of the checkout."""
+    prompt = "It is a truth universally acknowledged"
+    done = run_in(tmp_path, installed, "-m", "lmlib", "generate", "--model", "austen", "--prompt", prompt,
+                  "--seed", "1", "--json")  # fmt: skip
+    shown = json.loads(done.stdout)
+    assert shown["text"] == prompt + shown["continuation"] and len(shown["tokens"]) >= 10
+    where = run_in(tmp_path, installed, "-c", "from lmlib.pretrained.locate import locate; print(locate('austen')[0])")
+    assert Path(where.stdout.strip()).is_relative_to(installed.parent.parent)  # read from the venv, not a checkout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # it wrote nothing here
 
 
 def test_installed_notebooks_run_in_the_users_folder(installed, tmp_path):

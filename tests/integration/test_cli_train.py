@@ -37,8 +37,8 @@ def test_train_evaluate_generate_json(tmp_path):
     generated = json.loads(
         lmlib("generate", "--run", str(run), "--prompt", "She", "--seed", "1", "--max-new-tokens", "7", "--json").stdout
     )
-    assert set(generated) == {"text", "tokens"} and 1 <= len(generated["tokens"]) <= 7
-    assert generated["text"].startswith("She")
+    assert set(generated) == {"text", "continuation", "tokens"} and 1 <= len(generated["tokens"]) <= 7
+    assert generated["text"] == "She" + generated["continuation"]
 
 
 @pytest.mark.parametrize(

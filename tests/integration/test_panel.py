@@ -173,7 +173,7 @@ def test_errors_show_in_the_panel_and_it_recovers():
 def test_pure_helpers():
     assert surprise_colour(0) == "rgba(220, 40, 20, 0.000)"
     assert surprise_colour(32) == surprise_colour(16) == "rgba(220, 40, 20, 0.650)"
-    assert tokens_html("<b>", ["&", "x"]) == '<div class="lm-output"><b>&lt;b&gt;</b> &amp; x</div>'
+    assert tokens_html("<b>", [" &", "x"]) == '<div class="lm-output"><b>&lt;b&gt;</b> &amp;x</div>'
     assert distribution_html([]).endswith("</b></div>")
 
 
@@ -204,8 +204,11 @@ def test_panel_for_runs_shows_words_in_the_runs_casing(tiny_run, generator):
     assert labels == [html.escape(generator.word(token)) for token, _ in top]  # the chart's labels, cased
     panel.random_seed.value, panel.length.value = False, 20
     panel.generate_button.click()
-    assert panel.text.startswith("Mr. Darcy said") and panel.text == generator.readable("mr. darcy said", panel.tokens)
+    assert panel.text == "mr. darcy said" + "".join(panel.pieces)  # the prompt as typed, then readable text
+    assert panel.text == generator.readable("mr. darcy said", panel.tokens)
     assert panel.words == [generator.word(token) for token in panel.tokens]  # tokens stay the model's
+    plain = panel.output.value
     panel.colour.value = True
     shown = re.findall(r'bits" style="[^"]*">([^<]*)</span>', panel.output.value)
-    assert shown == [html.escape(word) for word in panel.words]
+    assert shown == [html.escape(piece.strip()) for piece in panel.pieces]
+    assert re.sub(r"<[^>]+>", "", panel.output.value) == re.sub(r"<[^>]+>", "", plain)  # the same words, coloured

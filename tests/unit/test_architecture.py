@@ -18,11 +18,12 @@ PACKAGE = ROOT / "lmlib"
 # lower number = lower layer; a module may import its own layer or lower ones
 LAYERS = {
     "lmlib": 0, "lmlib.errors": 0, "lmlib.paths": 0, "lmlib.atomic": 0, "lmlib.checks": 0, "lmlib.config": 0,
+    "lmlib.sampling": 0,
     "lmlib.data": 1,
     "lmlib.model": 2,
     "lmlib.presets": 3,
     "lmlib.training": 4,
-    "lmlib.evaluation": 5, "lmlib.generate": 5, "lmlib.sweep": 5,
+    "lmlib.evaluation": 5, "lmlib.generate": 5, "lmlib.pretrained": 5, "lmlib.sweep": 5,
     "lmlib.report": 6,
     "lmlib.apps": 7,
     "lmlib.cli": 8, "lmlib.__main__": 8,
@@ -71,7 +72,7 @@ def test_imports_point_down_the_layers(path):
 
 def test_every_layer_is_in_the_package_map():
     described = (PACKAGE / "__init__.py").read_text()
-    for folder in ("data/", "model/", "training/", "evaluation/", "sweep/", "report/", "apps/"):
+    for folder in ("data/", "model/", "training/", "evaluation/", "pretrained/", "sweep/", "report/", "apps/"):
         assert folder in described
 
 

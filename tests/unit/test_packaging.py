@@ -70,20 +70,24 @@ def test_every_package_lmlib_imports_is_declared():
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add(node.module.split(".")[0])
     third_party = {name for name in imported - set(sys.stdlib_module_names) if name not in ("lmlib", "__future__")}
-    declared = set(declared_requirements())
-    missing = {DISTRIBUTION.get(n, n).lower() for n in third_party - OPTIONAL} - declared
+    from packaging.utils import canonicalize_name
+
+    declared = {canonicalize_name(n) for n in declared_requirements()}
+    missing = {canonicalize_name(DISTRIBUTION.get(n, n)) for n in third_party - OPTIONAL} - declared
     assert missing == set(), f"imported but not declared in pyproject.toml: {sorted(missing)}"
 
 
 def test_the_lock_pins_every_declared_package_within_its_declared_range():
     from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
 
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
-            pins[name.lower().replace("_", "-")] = version
+            pins[canonicalize_name(name)] = version
     for name, spec in declared_requirements().items():
+        name = canonicalize_name(name)
         if name == "torch":
             continue  # installed first by make (or Colab's own), never pinned here
         assert name in pins, f"{name} is declared but constraints.txt does not pin it: run make lock"
@@ -104,3 +108,14 @@ def test_the_title_page_says_whether_the_installed_packages_are_the_pinned_ones(
         "no-such-package-here not installed (pinned 1.0)"
     )
     assert lock_text(tmp_path / "elsewhere") == ""
+
+
+def test_the_shipped_models_and_the_card_template_are_package_data():
+    """lmlib/pretrained/<name>/ holds what `lmlib export` writes; each file must match a package-data pattern."""
+    import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    wanted = patterns["lmlib.pretrained"]
+    written = ["config.json", "model.safetensors", "vocab.json", "casing.json", "results.json", "README.md"]
+    for name in [f"austen/{file}" for file in written] + ["templates/model_card.md"]:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in wanted), f"{name} would not be in the wheel"

@@ -168,28 +168,30 @@ def generate_stream():
 
 
 def serve(
-    run_dir,
+    model,
     host: str = "127.0.0.1",
     port: int = 5000,
     production: bool = True,
     limits: Limits | None = None,
     allow_hosts: Iterable[str] = (),
 ) -> None:
-    """Load the run once and serve it (waitress; `production=False` uses Flask's own server).
+    """Load the model once and serve it (waitress; `production=False` uses Flask's own server).
 
-    `allow_hosts`: names besides the bound address and loopback that the server answers to.
+    `model`: a shipped model's name, an exported folder, a run directory or a Hub id
+    (Generator.from_pretrained). `allow_hosts`: names besides the bound address and loopback
+    that the server answers to.
     """
     from lmlib.generate import Generator
 
     limits = limits or Limits()
     sock = server.listen(host, port)  # before the model loads: a busy port is said at once
     try:
-        generator = Generator.from_run(run_dir)
+        generator = Generator.from_pretrained(model)
         guard = HostGuard.for_bind(host, port, allow_hosts)
-        app = create_app(generator, limits=limits, name=Path(run_dir).name, guard=guard)
+        app = create_app(generator, limits=limits, name=generator.name, guard=guard)
         if host not in LOOPBACK:
             print(f"warning: serving on {host}: anyone who can reach this machine can use the model")
-        print(f"serving {run_dir} on {server.url(host, port)} (Ctrl-C stops)", flush=True)
+        print(f"serving {model} ({generator.serving}) on {server.url(host, port)} (Ctrl-C stops)", flush=True)
         server.run(app, sock, limits, production)
     finally:
         sock.close()

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import asdict, dataclass, fields
 
 from lmlib.errors import LMError
-from lmlib.generate import INTERACTIVE_MAX_NEW_TOKENS, MAX_NEW_TOKENS
+from lmlib.sampling import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, INTERACTIVE_MAX_NEW_TOKENS, MAX_NEW_TOKENS
 
 FIELDS = ("prompt", "max_new_tokens", "max_seq_len", "temperature", "top_k", "top_p", "seed")
 
@@ -56,8 +56,8 @@ class GenerationRequest:
     """One validated request: the keywords of `Generator.stream`."""
 
     prompt: str
-    max_new_tokens: int = 50
-    temperature: float = 1.0
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
     top_k: int = 0
     top_p: float = 1.0
     seed: int = 0
@@ -85,12 +85,12 @@ def parse_request(body: bytes, limits: Limits) -> GenerationRequest:
         raise LMError(f"prompt is {len(prompt)} characters; the limit is {limits.max_prompt_chars}")
     if "max_seq_len" in data and "max_new_tokens" in data and data["max_seq_len"] != data["max_new_tokens"]:
         raise LMError("give max_new_tokens or its old name max_seq_len, not both")
-    length = data.get("max_new_tokens", data.get("max_seq_len", 50))
+    length = data.get("max_new_tokens", data.get("max_seq_len", DEFAULT_MAX_NEW_TOKENS))
     seed = data.get("seed")
     return GenerationRequest(
         prompt=prompt,
         max_new_tokens=_number("max_new_tokens", length, 1, limits.max_new_tokens, whole=True),
-        temperature=_number("temperature", data.get("temperature", 1.0), 0.0, 2.0),
+        temperature=_number("temperature", data.get("temperature", DEFAULT_TEMPERATURE), 0.0, 2.0),
         top_k=_number("top_k", data.get("top_k", 0), 0, 10_000, whole=True),
         top_p=_number("top_p", data.get("top_p", 1.0), 0.01, 1.0),
         # no seed means random, but the one drawn is returned so a result can be repeated

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from lmlib.apps.web.admission import ClientGone, never
 from lmlib.apps.web.request import GenerationRequest, Limits
 from lmlib.errors import LMError
-from lmlib.generate import readable
+from lmlib.generate import continuation_pieces
 
 
 def run_bounded(
@@ -50,11 +50,16 @@ def summary(
 ) -> dict:
     """The JSON answer: the original's `generated_text` plus the tokens and how it ended.
 
-    The texts show words in the run's `casing` (the original study's were lowercase); `tokens` stay the model's.
+    `generated_text` is the prompt as sent followed by `continuation`, the new text in readable
+    form; `pieces` is the continuation cut at each token (what the page colours by surprise).
+    Words show in the run's `casing` (the original study's were lowercase); `tokens` stay the model's.
     """
+    pieces = continuation_pieces(request.prompt, tokens, casing)
+    continuation = "".join(pieces)
     return {
-        "generated_text": readable(request.prompt, tokens, casing),
-        "continuation": readable("", tokens, casing),
+        "generated_text": request.prompt + continuation,
+        "continuation": continuation,
+        "pieces": pieces,
         "tokens": tokens,
         "surprisals": [round(s, 3) for s in surprisals],
         "seed": request.seed,
@@ -64,7 +69,12 @@ def summary(
 
 
 def events(first, items, request: GenerationRequest, started: float, casing: dict | None = None) -> Iterator[str]:
-    """Server-sent events: one `token` per word (and `word`, its usual casing), then `done` or `error`."""
+    """Server-sent events: one `token` per word, then `done` (the summary) or `error`.
+
+    Each token event carries `word` (the token in its usual casing) and `text`, the readable
+    piece it adds to the text so far (its space, its capital); `done`'s `pieces` are the final
+    ones (an apostrophe's piece can only be settled by the token after it).
+    """
     forms = casing or {}
     tokens, surprisals, stopped = [], [], "eos"
     try:
@@ -74,8 +84,8 @@ def events(first, items, request: GenerationRequest, started: float, casing: dic
                 continue
             tokens.append(item[0])
             surprisals.append(item[1])
-            word = forms.get(item[0], item[0])
-            yield _event("token", {"token": item[0], "word": word, "surprisal": round(item[1], 3)})
+            word, text = forms.get(item[0], item[0]), continuation_pieces(request.prompt, tokens, casing)[-1]
+            yield _event("token", {"token": item[0], "word": word, "text": text, "surprisal": round(item[1], 3)})
         yield _event("done", summary(request, tokens, surprisals, stopped, started, casing))
     except ClientGone:
         return  # nobody is listening; the server closes the response, which frees the slot

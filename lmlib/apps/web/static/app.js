@@ -38,24 +38,42 @@ function surpriseColour(bits) {
   return `rgba(220, 40, 20, ${alpha.toFixed(3)})`;
 }
 
-function appendToken(word, surprisal) {
+// One generated word: `text` is the readable piece it adds (its space, its capital, glued
+// punctuation), the same text plain mode shows; the space stays outside the coloured span.
+function appendToken(text, surprisal) {
+  const space = text.match(/^\s*/)[0];
   const span = document.createElement("span");
   span.className = "token";
-  span.textContent = word;
+  span.textContent = text.slice(space.length);
   span.title = `${surprisal.toFixed(1)} bits`;
   if ($("colour").checked) span.style.backgroundColor = surpriseColour(surprisal);
-  $("output").append(" ", span);
+  $("output").append(space, span);
 }
 
-function finish(data) {
-  // Plain view: the readable (detokenized) text replaces the streamed words.
-  if (!$("colour").checked) $("output").textContent = data.generated_text;
+function showPrompt(prompt) {
+  const output = $("output");
+  output.textContent = "";
+  const span = document.createElement("span");
+  span.className = "prompt";
+  span.textContent = prompt;
+  output.appendChild(span);
+}
+
+function finish(data, prompt) {
+  // Both views show prompt + continuation (= generated_text): plain as one text, coloured as the
+  // final pieces (an apostrophe's spacing is only settled by the word after it).
+  if ($("colour").checked) {
+    showPrompt(prompt);
+    data.pieces.forEach((piece, i) => appendToken(piece, data.surprisals[i]));
+  } else {
+    $("output").textContent = data.generated_text;
+  }
   const how = { length: "reached the length", eos: "ended the text", time: "ran out of time" }[data.stopped] || data.stopped;
   $("info").textContent = `${data.tokens.length} words in ${data.seconds.toFixed(2)} s; ` +
     `${how}; seed ${data.seed}`;
 }
 
-function handleEvent(block) {
+function handleEvent(block, prompt) {
   let kind = "message";
   let data = "";
   for (const line of block.split("\n")) {
@@ -64,9 +82,9 @@ function handleEvent(block) {
   }
   if (!data) return;
   const payload = JSON.parse(data);
-  // `word` is the token in its usual casing ("Darcy"); servers before casing sent only `token`.
-  if (kind === "token") appendToken(payload.word ?? payload.token, payload.surprisal);
-  else if (kind === "done") finish(payload);
+  // `text` is the readable piece; servers before it sent `word` (cased) or only `token`.
+  if (kind === "token") appendToken(payload.text ?? " " + (payload.word ?? payload.token), payload.surprisal);
+  else if (kind === "done") finish(payload, prompt);
   else if (kind === "error") showError(payload.error);
 }
 
@@ -83,12 +101,7 @@ async function generate(event) {
   $("error").hidden = true;
   $("info").textContent = "";
   const request = readForm();
-  const output = $("output");
-  output.textContent = "";
-  const prompt = document.createElement("span");
-  prompt.className = "prompt";
-  prompt.textContent = request.prompt;
-  output.appendChild(prompt);
+  showPrompt(request.prompt);
   controller = new AbortController();
   setBusy(true);
   try {
@@ -107,7 +120,7 @@ async function generate(event) {
       buffer += value;
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
-        handleEvent(buffer.slice(0, end));
+        handleEvent(buffer.slice(0, end), request.prompt);
         buffer = buffer.slice(end + 2);
       }
     }
