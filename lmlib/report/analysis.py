@@ -14,6 +14,7 @@ from __future__ import annotations
 from lmlib.config import REPLICATE, differences
 from lmlib.report.arms import SPREAD, Arm, Spread, group_arms, learning_status, status_text
 from lmlib.report.compare import RunRecord, comparison_table, describe_change, kind_of_change, overfitting
+from lmlib.report.html import escape_markdown
 
 
 def analysis(records: list[RunRecord], baseline: str | None = None, vs: dict[str, str] | None = None, arms=None) -> str:
@@ -23,7 +24,7 @@ def analysis(records: list[RunRecord], baseline: str | None = None, vs: dict[str
     groups = group_arms(records, arms, vs)
     effects = measured_effects(groups, baseline, vs or {})
     lines = winner_section(groups)
-    against = "the arm each one changes" if vs else f"the baseline **{_base(groups, baseline).name}**"
+    against = "the arm each one changes" if vs else f"the baseline {_bold(_base(groups, baseline).name)}"
     lines += effects_section(effects, against)
     lines += learning_section(groups)
     lines += overfitting_section(records)
@@ -75,14 +76,14 @@ def winner_section(arms: list[Arm]) -> list[str]:
         "",
         f"Perplexities are the mean over seeds, with the {SPREAD} in brackets.",
         "",
-        f"- **{win.name}** has the lowest validation perplexity ({win.result('valid_ppl').text()} over {seeds}; "
+        f"- {_bold(win.name)} has the lowest validation perplexity ({win.result('valid_ppl').text()} over {seeds}; "
         f"test {win.result('test_ppl').text()}; selected on validation, reported on test).",
     ]
     if len(ranked) > 1:
         second = ranked[1]
         v = verdict(second.result("test_ppl"), win.result("test_ppl"))
         lines.append(
-            f"- Against the runner-up **{second.name}** (test {second.result('test_ppl').text()}): {v['text']}."
+            f"- Against the runner-up {_bold(second.name)} (test {second.result('test_ppl').text()}): {v['text']}."
         )
     return lines
 
@@ -93,15 +94,15 @@ def effects_section(effects: list[dict], against: str) -> list[str]:
         kinds = " + ".join(sorted({kind_of_change(k) for k in e["diff"]})) or "same config"
         change = describe_change(e["diff"]) if len(e["diff"]) <= 8 else f"{len(e['diff'])} fields (a whole recipe)"
         lines.append(
-            f"- **{e['name']}** vs **{e['parent']}** ({kinds}: {change}): test perplexity "
+            f"- {_bold(e['name'])} vs {_bold(e['parent'])} ({kinds}: {change}): test perplexity "
             f"{e['before'].text()} → {e['after'].text()}, {e['verdict']['text']}."
         )
     real = [e for e in effects if e["verdict"]["effect"]]
     noise = [e["name"] for e in effects if not e["verdict"]["effect"]]
     if real:
-        lines.append("- Effects larger than the seed noise: " + ", ".join(f"**{e['name']}**" for e in real) + ".")
+        lines.append("- Effects larger than the seed noise: " + ", ".join(_bold(e["name"]) for e in real) + ".")
     if noise:
-        lines.append("- Within noise (or not measured) at this budget: " + ", ".join(f"**{n}**" for n in noise) + ".")
+        lines.append("- Within noise (or not measured) at this budget: " + ", ".join(map(_bold, noise)) + ".")
     return lines
 
 
@@ -109,7 +110,7 @@ def learning_section(arms: list[Arm]) -> list[str]:
     lines = ["", "### Did every run finish learning?", ""]
     for arm in arms:
         for r in arm.records:
-            lines.append(f"- **{r.name}**: {status_text(r)}.")
+            lines.append(f"- {_bold(r.name)}: {status_text(r)}.")
     improving = [r.name for a in arms for r in a.records if learning_status(r)["state"] == "still improving"]
     if improving:
         lines.append(
@@ -135,7 +136,7 @@ def overfit_sentence(record: RunRecord, row) -> str:
     found = overfitting(record)
     rising = "while training perplexity kept falling" if found["train_fell"] else "and training perplexity stalled too"
     return (
-        f"**{record.name}**: best at epoch {found['best_epoch']} (valid {found['best_valid']:.1f}); by epoch "
+        f"{_bold(record.name)}: best at epoch {found['best_epoch']} (valid {found['best_valid']:.1f}); by epoch "
         f"{found['last_epoch']:.3g} valid was {found['last_valid']:.1f} "
         f"({found['last_valid'] / found['best_valid'] - 1:.1%} above its best) {rising}. "
         f"Gap at the best epoch (valid − train): {row['gap']:+.1f}."
@@ -149,8 +150,8 @@ def recommendations(arms: list[Arm], effects: list[dict]) -> list[str]:
     if real and real[0]["rel"] < 0:
         top = real[0]
         out.append(
-            f"**What mattered.** The largest gain beyond the seed noise came from **{top['name']}** against "
-            f"**{top['parent']}** ({-top['rel']:.1%} lower test perplexity)."
+            f"**What mattered.** The largest gain beyond the seed noise came from {_bold(top['name'])} against "
+            f"{_bold(top['parent'])} ({-top['rel']:.1%} lower test perplexity)."
         )
     if len(arms) > 1 and not real:
         out.append(
@@ -174,9 +175,14 @@ def _early_stopping_advice(records: list[RunRecord]) -> str:
     return (
         f"**Early stopping.** {len(over)} of {len(records)} runs passed their best epoch; "
         f"{wasted:.1f} minutes were spent after it. Keeping the best-validation weights matters: taking "
-        f"the last epoch of **{name}** instead would make its validation perplexity "
+        f"the last epoch of {_bold(name)} instead would make its validation perplexity "
         f"{worst['last_valid'] / worst['best_valid'] - 1:.1%} worse. `patience` stops such runs early."
     )
+
+
+def _bold(name: str) -> str:
+    """A run's or arm's name in bold, escaped: names are folder names, which may hold any character."""
+    return f"**{escape_markdown(name)}**"
 
 
 def _base(arms: list[Arm], baseline: str | None) -> Arm:

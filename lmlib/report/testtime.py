@@ -14,6 +14,7 @@ import pandas as pd
 from lmlib.evaluation.records import evaluate_run_methods, read_record
 from lmlib.evaluation.tuning import METHODS
 from lmlib.report.arms import Arm
+from lmlib.report.html import escape_markdown
 
 LABELS = {"static": "static", "cache": "+cache", "dynamic": "+dynamic", "both": "+both"}
 
@@ -72,7 +73,7 @@ def method_text(results: dict[str, dict]) -> str:
     parts = []
     for run, m in results.items():
         static = m["static"]["test_ppl"]
-        lines = [f"**{run}** (static test perplexity {static:.1f}):"]
+        lines = [f"**{escape_markdown(run)}** (static test perplexity {static:.1f}):"]
         for name in ("cache", "dynamic", "both"):
             if name in m:
                 lines.append(_method_sentence(name, m[name], static))
