@@ -131,11 +131,14 @@ def replace_dir(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """
     source, target = Path(source), Path(os.path.abspath(target))
     check_replaceable(target)
-    old = None
+    holder = old = None
     try:
         if target.exists() or target.is_symlink():
-            old = target.with_name(f".{target.name}.old")
-            _remove(old)
+            # The old one waits in a fresh private folder (.NAME.XXXXXXXX.tmp, which a killed
+            # process leaves recognisable), never under a fixed name such as .NAME.old: a folder
+            # of the user's could have that name, and clearing the way would delete it.
+            holder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            old = holder / target.name
             os.replace(target, old)
         try:
             os.replace(source, target)
@@ -145,12 +148,26 @@ def replace_dir(source: str | os.PathLike, target: str | os.PathLike) -> None:
             raise
     except OSError as err:
         raise write_error(target, err) from None
-    if old is not None:
-        _remove(old)
+    finally:
+        if holder is not None:
+            shutil.rmtree(holder, ignore_errors=True)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+def check_new_folder(target: str | os.PathLike, what: str, hint: str) -> None:
+    """Refuse to write `what` over anything but a missing or empty folder (nor the current folder or one above it).
+
+    `hint` says what to do instead; the message names what is there, so nothing of the user's
+    is replaced by a folder lmlib builds.
+    """
+    target = Path(target)
+    check_replaceable(target)
+    if not (target.exists() or target.is_symlink()):
+        return
+    if target.is_dir() and not target.is_symlink():
+        names = sorted(p.name for p in target.iterdir())
+        if not names:
+            return
+        found = f"a folder holding {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
     else:
-        path.unlink(missing_ok=True)
+        found = "a symbolic link" if target.is_symlink() else "a file"
+    raise LMError(f"{target} is {found}, not a new or empty folder: writing {what} there would delete it; {hint}")

@@ -224,11 +224,14 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 @contextlib.contextmanager
 def serving(app, **options):
-    """`app` under waitress in a thread on a free loopback port; yields its URL."""
-    import waitress
+    """`app` under the server `serve` runs (waitress, lmlib.apps.web.connections) in a thread on a free
+    loopback port; yields its URL."""
     from waitress import wasyncore
 
-    server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
+    from lmlib.apps.web.connections import build_server
+    from lmlib.apps.web.server import listen
+
+    server = build_server(app, listen("127.0.0.1", free_port()), options)
     stop = threading.Event()
 
     def run():  # waitress's own loop, in steps, so that it closes its sockets itself

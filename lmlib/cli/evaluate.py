@@ -78,8 +78,11 @@ def run_methods(args) -> int:
     print(f"{'method':<8} {'valid ppl':>9} {'test ppl':>9} {'change':>7} {'seconds':>8} {'x static':>8}  settings")
     for name, entry in result["methods"].items():
         change = entry["test_ppl"] / static["test_ppl"] - 1
+        settings = entry["settings"] or ""
+        if not entry.get("adapted", True) and entry.get("grid"):  # tuning kept static: say so, not lr 0 / lambda 0
+            settings = f"none (no setting beat static on valid; best {entry['best_adapted_valid_ppl']:.2f})"
         print(f"{name:<8} {entry['valid_ppl']:9.2f} {entry['test_ppl']:9.2f} {change:+7.1%} "
-              f"{entry['seconds']:8.1f} {entry['cost_ratio']:8.2f}  {entry['settings'] or ''}")  # fmt: skip
+              f"{entry['seconds']:8.1f} {entry['cost_ratio']:8.2f}  {settings}")  # fmt: skip
     if record:
         print(f"recorded in {args.run_dir}/{RECORD_NAME}")
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lmlib.cli import options
-from lmlib.cli.output import json_line
+from lmlib.cli.output import json_line, printable
 
 
 def add(commands) -> None:
@@ -38,7 +38,7 @@ def run(args) -> int:
     if args.json:
         print(json_line(summary(prepared)))
     else:
-        print(format_report(prepared))
+        print(printable(format_report(prepared)))  # words and book titles come from the corpus's files
         if args.prepared_dir:
             print(f"\nprepared data written to {args.prepared_dir}")
     return 0

@@ -13,17 +13,20 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lmlib import paths
 from lmlib.errors import LMError
 
 SPLIT_NAMES = ("train", "valid", "test")
-# The most a .gz corpus may decompress to: 2 GiB is far above any corpus here (HPD: 6 MB,
-# WikiText-103: 540 MB) and stops a "gzip bomb" before it fills the memory.
+# The most a corpus file may hold, and a .gz one decompress to: 2 GiB is far above any corpus
+# here (HPD: 6 MB, WikiText-103: 540 MB) and stops a "gzip bomb", or a device such as /dev/zero
+# named as a corpus, before it fills the memory.
 MAX_GUNZIP_BYTES = 2 * 2**30
+NAMED_CORPORA = ("austen", "hpd")
 # WikiText ships wiki.train.tokens, PTB ships ptb.train.txt: accept these spellings.
 _SPLIT_FILE_PATTERNS = ("{split}.txt", "ptb.{split}.txt", "wiki.{split}.tokens", "{split}.tokens")
 
@@ -49,10 +52,44 @@ class Document:
 class Corpus:
     """Raw documents in order, or (pre-split corpora) the text of train/valid/test."""
 
-    name: str
+    name: str  # how text names it: "austen", "hpd", or the folder's or file's name
     source: str
     documents: tuple[Document, ...]
     presplit: bool = False  # documents are exactly (train, valid, test), already tokenized
+    reference: str = ""  # what load_corpus takes to load it again (corpus_reference); "" means `name`
+
+
+def corpus_reference(name_or_path: str | os.PathLike) -> str:
+    """What a run records as its corpus so that it loads the same text again: a name as it is, a path made absolute.
+
+    A path as the user typed it (`mine.txt`) names another file, or none, from another folder,
+    and its base name alone (`mine`) names no corpus at all; the absolute path reloads it from
+    anywhere on this machine (`evaluate`, notebook 03, a report rebuild that reuses the run).
+    """
+    key = str(name_or_path)
+    path = os.path.expanduser(key)
+    if key in NAMED_CORPORA or (_bare_name(key) and not os.path.exists(path)):
+        return key  # a name, or one that names nothing (load_corpus says so)
+    return os.path.abspath(path)
+
+
+def _bare_name(key: str) -> bool:
+    return os.sep not in key and "." not in key
+
+
+def corpus_label(reference: str) -> str:
+    """How a figure or table names a corpus: its name, or the base name of its path."""
+    return reference if reference in NAMED_CORPORA else (Path(reference).name or reference)
+
+
+def legacy_corpus_name(reference: str) -> str:
+    """The name lmlib 0.2.0 recorded for a corpus given by path (an HPD folder: "hpd"; a file: its stem)."""
+    path = Path(reference)
+    if reference in NAMED_CORPORA or not path.exists():
+        return reference
+    if path.is_dir():
+        return "hpd" if _looks_like_hpd(path) else path.name
+    return path.stem
 
 
 def load_corpus(name_or_path: str | os.PathLike) -> Corpus:
@@ -61,10 +98,14 @@ def load_corpus(name_or_path: str | os.PathLike) -> Corpus:
     if key == "austen":
         return load_austen()
     if key == "hpd":
-        return load_hpd(paths.hpd_dir())
+        return replace(load_hpd(paths.hpd_dir()), reference="hpd")
+    return replace(_load_path(key), reference=corpus_reference(key))
+
+
+def _load_path(key: str) -> Corpus:
     path = Path(key).expanduser()
     if not path.exists():
-        if os.sep not in key and "." not in key:
+        if _bare_name(key):
             raise LMError(
                 f"unknown corpus name {key!r}: use 'austen' (embedded), 'hpd' (your Harry "
                 "Potter books in data/hpd/), or a path to a .txt file or folder"
@@ -89,9 +130,11 @@ def is_presplit(name_or_path: str | os.PathLike) -> bool:
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 (optionally gzipped) file; bad bytes give the file name and byte offset."""
+    """Read a UTF-8 (optionally gzipped) regular file of at most MAX_GUNZIP_BYTES; bad bytes give the file name
+    and byte offset."""
     try:
-        data = _gunzip(path) if path.suffix == ".gz" else path.read_bytes()
+        _check_regular(path)
+        data = _gunzip(path) if path.suffix == ".gz" else _read_bounded(path)
     except OSError as err:
         raise LMError(f"cannot read {path}: {err.strerror or err}") from None
     try:
@@ -103,6 +146,32 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+def _check_regular(path: Path) -> None:
+    """A corpus is a regular file: a device (/dev/zero, /dev/stdin), FIFO or socket never ends, or blocks."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or special file"
+        raise LMError(f"{path} is {kind}, not a regular file: pass a UTF-8 .txt file or a folder of them")
+
+
+def _too_large(path: Path, what: str) -> LMError:
+    return LMError(
+        f"{path} {what} more than {MAX_GUNZIP_BYTES / 2**30:g} GiB: that is no corpus this project can "
+        "train on; check the file"
+    )
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes, refused past MAX_GUNZIP_BYTES (read one byte beyond: a file may grow while read)."""
+    if path.stat().st_size > MAX_GUNZIP_BYTES:
+        raise _too_large(path, "holds")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_GUNZIP_BYTES + 1)
+    if len(data) > MAX_GUNZIP_BYTES:
+        raise _too_large(path, "holds")
+    return data
+
+
 def _gunzip(path: Path) -> bytearray:
     """A gzipped file's content, refused past MAX_GUNZIP_BYTES (a small file can expand without bound)."""
     data = bytearray()
@@ -111,10 +180,7 @@ def _gunzip(path: Path) -> bytearray:
             while chunk := handle.read(1 << 20):
                 data += chunk
                 if len(data) > MAX_GUNZIP_BYTES:
-                    raise LMError(
-                        f"{path} decompresses to more than {MAX_GUNZIP_BYTES / 2**30:g} GiB: "
-                        "that is no corpus this project can train on; check the file"
-                    )
+                    raise _too_large(path, "decompresses to")
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise LMError(f"{path} is not a valid gzip file ({err}): recompress it, or pass the plain .txt") from None
     return data

@@ -21,7 +21,7 @@ import numpy as np
 
 from lmlib.config import PROTOCOLS
 from lmlib.data.casing import learn_casing
-from lmlib.data.corpus import SPLIT_NAMES, Corpus, is_presplit
+from lmlib.data.corpus import SPLIT_NAMES, Corpus, corpus_reference, is_presplit
 from lmlib.data.tokenize import basic_english, whitespace_lines
 from lmlib.data.vocab import EOS, Vocab, check_min_freq
 from lmlib.errors import LMError
@@ -31,7 +31,7 @@ from lmlib.errors import LMError
 class Prepared:
     """What training needs: the vocabulary and the three splits as id arrays."""
 
-    corpus: str
+    corpus: str  # what load_corpus takes to load it again: a name, or an absolute path (corpus_reference)
     protocol: str
     min_freq: int
     vocab: Vocab
@@ -51,10 +51,12 @@ def default_protocol(corpus: Corpus) -> str:
 
 
 def resolve_data(data: dict) -> dict:
-    """corpus, protocol and min_freq with "not set" (None) replaced by what `prepare` will use."""
-    protocol = data.get("protocol") or ("given" if is_presplit(data.get("corpus", "austen")) else "original")
-    min_freq = data.get("min_freq")
-    return {**data, "protocol": protocol, "min_freq": default_min_freq(protocol) if min_freq is None else min_freq}
+    """corpus, protocol and min_freq as `prepare` will record them: "not set" (None) replaced by what it will use,
+    a corpus path made absolute (corpus_reference)."""
+    corpus = corpus_reference(data.get("corpus", "austen"))
+    protocol = data.get("protocol") or ("given" if is_presplit(corpus) else "original")
+    min_freq = default_min_freq(protocol) if data.get("min_freq") is None else data["min_freq"]
+    return {**data, "corpus": corpus, "protocol": protocol, "min_freq": min_freq}
 
 
 def default_min_freq(protocol: str) -> int:
@@ -122,4 +124,5 @@ def _finish(corpus, protocol, min_freq, token_lists, vocab_source, book_tokens, 
         split_tokens[split] = len(tokens)
         split_types[split] = len(set(tokens))
         splits[split] = vocab.encode(tokens + [EOS] if append_eos else tokens)
-    return Prepared(corpus.name, protocol, min_freq, vocab, splits, split_tokens, split_types, book_tokens)
+    reference = corpus.reference or corpus.name  # what reloads it: the run's config records this
+    return Prepared(reference, protocol, min_freq, vocab, splits, split_tokens, split_types, book_tokens)

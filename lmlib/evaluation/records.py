@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from lmlib.atomic import write_json
-from lmlib.errors import LMError
 from lmlib.evaluation.tuning import METHODS, compare_methods
 
 RECORD_NAME = "test_time.json"
@@ -55,15 +54,12 @@ def read_record(run_dir: str | os.PathLike) -> dict | None:
 def load_splits(run_dir, device: str, need_train: bool):
     """(model, {split: (B, columns)}, config) of a saved run, batched as training evaluated it."""
     from lmlib.data.batching import batch_splits
-    from lmlib.data.corpus import load_corpus
-    from lmlib.data.splits import prepare
+    from lmlib.training.evaluate import run_data
     from lmlib.training.runs import load_model, read_config
 
     config, info = read_config(run_dir)
     model, vocab, _ = load_model(run_dir, device)
-    prepared = prepare(load_corpus(config.data.corpus), info.get("protocol"), info.get("min_freq"))
-    if prepared.vocab.itos != vocab.itos:
-        raise LMError(f"the corpus now gives a different vocabulary than {run_dir}/vocab.json: was the corpus changed?")
+    prepared = run_data(run_dir, config, info, vocab)
     names = ("train", "valid", "test") if need_train else ("valid", "test")
     device = next(model.parameters()).device
     return model, batch_splits(prepared, config.data, config.train, device, names), config

@@ -11,6 +11,14 @@ each method alone and tunes only lambda again, on valid. Every method records it
 settings, what was tuned, the grid's validation perplexities, valid and test perplexity,
 the test pass's seconds and tokens/s, and its cost as a ratio to a static pass over test
 timed just before it.
+
+"No adaptation" is always a candidate: the cache's lambda 0 and dynamic evaluation's zero
+step (lr 0) are in every grid whose lambda or lr is tuned, scored as static evaluation on
+valid. When no setting beats static on validation, that is the answer: the method keeps
+the trained model's predictions (its test perplexity is static's, at static's cost) and
+its entry says `"adapted": false`. Without it, tuning picks the least harmful of harmful
+settings, which can be worse on test than doing nothing (issue 20: dynamic evaluation of a
+smoke run, valid 709.4 against static 635.6, test +32.8%).
 """
 
 from __future__ import annotations
@@ -71,21 +79,33 @@ def _candidates(fixed: dict, grid: dict, names: tuple[str, ...]) -> list[dict]:
 
 
 def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict) -> tuple[CacheSettings, list[dict]]:
-    """The (window, theta, lambda) with the lowest validation loss; one model pass, one cache per (window, theta)."""
+    """The (window, theta, lambda) with the lowest validation loss; one model pass, one cache per (window, theta).
+
+    A tuned lambda also tries 0 (no cache: static evaluation), first, so that it wins ties."""
     rows = []
     static = run_pass(model, valid, bptt, keep=True)  # the model runs once; each cache is replayed on it
+    lambdas = _candidates(fixed, grid, ("lambda",))
+    if fixed.get("lambda") is None:
+        lambdas = [{"lambda": 0.0}] + [lam for lam in lambdas if lam["lambda"] != 0]
     for pair in _candidates(fixed, grid, ("window", "theta")):
         scored = replay_cache(static, pair["window"], pair["theta"])
-        for lam in _candidates(fixed, grid, ("lambda",)):
+        for lam in lambdas:
             rows.append({**pair, **lam, "valid_ppl": perplexity(scored.loss(lam["lambda"]))})
-    best = min(rows, key=lambda r: r["valid_ppl"])
+    best = min(rows, key=_finite_ppl)
     return CacheSettings(best["window"], best["theta"], best["lambda"]), rows
 
 
-def tune_dynamic(model, valid, rms, fixed: dict, grid: dict) -> tuple[DynamicSettings, list[dict]]:
-    """The (lr, decay) with the lowest validation loss; the weights are restored after every pass."""
+def tune_dynamic(
+    model, valid, rms, fixed: dict, grid: dict, static_ppl: float | None = None
+) -> tuple[DynamicSettings, list[dict]]:
+    """The (lr, decay) with the lowest validation loss; the weights are restored after every pass.
+
+    A tuned lr also tries the zero step (no update: static evaluation, whose validation
+    perplexity `static_ppl` is), first, so that it wins ties."""
     segment = fixed.get("segment") or DynamicSettings.segment
     rows = []
+    if fixed.get("lr") is None and static_ppl is not None:
+        rows.append({**DynamicSettings(0.0, 0.0, segment).to_dict(), "valid_ppl": static_ppl})
     for combo in _candidates(fixed, grid, ("lr", "decay")):
         settings = DynamicSettings(combo["lr"], combo["decay"], segment)
         with adapting(model, rms, settings) as updater:
@@ -109,11 +129,23 @@ def _entry(settings, tuned, grid, valid: float, test: Pass, lam: float = 0.0, st
     loss = test.loss(lam)
     static_seconds = static_seconds or test.seconds
     return {
-        "settings": settings, "tuned_on_valid": tuned, "grid": grid,
+        "settings": settings, "tuned_on_valid": tuned, "grid": grid, "adapted": True,
         "valid_ppl": perplexity(valid), "test_loss": loss, "test_ppl": perplexity(loss),
         "seconds": test.seconds, "tokens": test.tokens, "tokens_per_s": test.tokens / max(test.seconds, 1e-9),
         "static_seconds": static_seconds, "cost_ratio": test.seconds / max(static_seconds, 1e-9),
     }  # fmt: skip
+
+
+def _kept_static(settings: dict, tuned: list, grid: list, static: dict) -> dict:
+    """The entry of a method whose tuning chose no adaptation: static's numbers (no pass is needed), and why."""
+    adapted = [r["valid_ppl"] for r in grid if _adapts(r) and math.isfinite(r["valid_ppl"])]
+    return {**static, "settings": settings, "tuned_on_valid": tuned, "grid": grid, "adapted": False,
+            "best_adapted_valid_ppl": min(adapted) if adapted else math.inf}  # fmt: skip
+
+
+def _adapts(row: dict) -> bool:
+    """Whether a grid row changes anything: a cache with lambda > 0, or a dynamic step with lr > 0."""
+    return row.get("lambda", 0) > 0 or row.get("lr", 0) > 0
 
 
 def compare_methods(
@@ -133,47 +165,78 @@ def compare_methods(
     values, cache, dynamic = GRIDS[grid], dict(cache or {}), dict(dynamic or {})
     _check_given(cache, dynamic)  # a bad value is an error now, not after the first passes
     static_valid = run_pass(model, splits["valid"], bptt).loss()
-    results = {"static": _entry({}, [], [], static_valid, run_pass(model, splits["test"], bptt))}
-    log(f"static: test ppl {results['static']['test_ppl']:.2f}")
+    results = {"static": _entry({}, [], [], static_valid, run_pass(model, splits["test"], bptt)) | {"adapted": False}}
+    static = results["static"]
+    log(f"static: test ppl {static['test_ppl']:.2f}")
     chosen_cache = rms = chosen_dynamic = None
     if {"cache", "both"} & set(methods):
         chosen_cache, rows = tune_cache(model, splits["valid"], bptt, cache, values)
-        tuned = [n for n in ("window", "theta", "lambda") if cache.get(n) is None]
-        valid = min(r["valid_ppl"] for r in rows)
-        paired = _static_seconds(model, splits["test"], bptt)
-        test = run_pass(model, splits["test"], bptt, cache=(chosen_cache.window, chosen_cache.theta))
-        results["cache"] = _entry(chosen_cache.to_dict(), tuned, rows, 0.0, test, chosen_cache.lam, paired)
-        results["cache"]["valid_ppl"] = valid
+        results["cache"] = _cache_entry(model, splits["test"], bptt, chosen_cache, cache, rows, static)
     if {"dynamic", "both"} & set(methods):
         segment = dynamic.get("segment") or DynamicSettings.segment
         rms, setup = _timed(lambda: gradient_rms(model, splits["train"], segment, STAT_TOKENS))
         scale = lr_row_scale(splits["valid"].size(0), splits["train"].size(0))
         scaled = {**values, "lr": tuple(lr * scale for lr in values["lr"])}
-        chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, scaled)
-        tuned = [n for n in ("lr", "decay") if dynamic.get(n) is None]
-        paired = _static_seconds(model, splits["test"], bptt)
-        with adapting(model, rms, chosen_dynamic) as updater:
-            test = run_pass(model, splits["test"], chosen_dynamic.segment, updater=updater)
-        results["dynamic"] = _entry(chosen_dynamic.to_dict(), tuned, rows, 0.0, test, static_seconds=paired)
-        results["dynamic"].update(valid_ppl=min(r["valid_ppl"] for r in rows), setup_seconds=setup, lr_row_scale=scale)
+        chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, scaled, static["valid_ppl"])
+        results["dynamic"] = _dynamic_entry(model, splits["test"], bptt, rms, chosen_dynamic, dynamic, rows, static)
+        results["dynamic"].update(setup_seconds=setup, lr_row_scale=scale)
     if "both" in methods:
-        results["both"] = _tune_both(model, splits, bptt, rms, chosen_dynamic, chosen_cache, cache, values)
+        results["both"] = _tune_both(model, splits, bptt, rms, chosen_dynamic, chosen_cache, cache, values, static)
     for name, entry in results.items():
         if name != "static":
-            log(f"{name}: valid ppl {entry['valid_ppl']:.2f}, test ppl {entry['test_ppl']:.2f}, {entry['settings']}")
+            log(_summary_line(name, entry, static))
     return {name: results[name] for name in ("static", *[m for m in METHODS if m in methods and m != "static"])}
 
 
-def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values) -> dict:
-    """Dynamic evaluation feeding the cache: each method's settings kept, lambda re-tuned on valid."""
+def _cache_entry(model, test_split, bptt, chosen: CacheSettings, fixed: dict, rows: list, static: dict) -> dict:
+    tuned = [n for n in ("window", "theta", "lambda") if fixed.get(n) is None]
+    if chosen.lam == 0 and "lambda" in tuned:
+        return _kept_static(chosen.to_dict(), tuned, rows, static)
+    paired = _static_seconds(model, test_split, bptt)
+    test = run_pass(model, test_split, bptt, cache=(chosen.window, chosen.theta))
+    entry = _entry(chosen.to_dict(), tuned, rows, 0.0, test, chosen.lam, paired)
+    entry["valid_ppl"] = min(r["valid_ppl"] for r in rows)
+    return entry
+
+
+def _dynamic_entry(model, test_split, bptt, rms, chosen: DynamicSettings, fixed: dict, rows, static: dict) -> dict:
+    tuned = [n for n in ("lr", "decay") if fixed.get(n) is None]
+    if chosen.lr == 0 and "lr" in tuned:
+        return _kept_static(chosen.to_dict(), tuned, rows, static)
+    paired = _static_seconds(model, test_split, bptt)
+    with adapting(model, rms, chosen) as updater:
+        test = run_pass(model, test_split, chosen.segment, updater=updater)
+    entry = _entry(chosen.to_dict(), tuned, rows, 0.0, test, static_seconds=paired)
+    entry["valid_ppl"] = min(r["valid_ppl"] for r in rows if r["lr"] == chosen.lr and r["decay"] == chosen.decay)
+    return entry
+
+
+def _summary_line(name: str, entry: dict, static: dict) -> str:
+    """What the CLI logs for a method: its numbers and settings, or that static was kept and why."""
+    if entry["adapted"] or not entry.get("grid"):
+        return f"{name}: valid ppl {entry['valid_ppl']:.2f}, test ppl {entry['test_ppl']:.2f}, {entry['settings']}"
+    return (
+        f"{name}: no setting beat static on validation (best {entry['best_adapted_valid_ppl']:.2f} against "
+        f"static {static['valid_ppl']:.2f}): no adaptation, static kept (test ppl {entry['test_ppl']:.2f})"
+    )
+
+
+def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values, static) -> dict:
+    """Dynamic evaluation feeding the cache: each method's settings kept, lambda re-tuned on valid (0 included:
+    dynamic evaluation alone); static is kept when that does not beat it on validation either."""
+    lambdas = _candidates(fixed, values, ("lambda",))
+    if fixed.get("lambda") is None:
+        lambdas = [{"lambda": 0.0}] + [lam for lam in lambdas if lam["lambda"] != 0]
     scored = _both_pass(model, splits["valid"], rms, dynamic, cache)
-    rows = [{"lambda": c["lambda"], "valid_ppl": perplexity(scored.loss(c["lambda"]))}
-            for c in _candidates(fixed, values, ("lambda",))]  # fmt: skip
-    best = min(rows, key=lambda r: r["valid_ppl"])
+    rows = [{"lambda": c["lambda"], "lr": dynamic.lr, "valid_ppl": perplexity(scored.loss(c["lambda"]))}
+            for c in lambdas]  # fmt: skip
+    best = min(rows, key=_finite_ppl)
+    tuned = ["lambda"] if fixed.get("lambda") is None else []
+    settings = {"cache": {**cache.to_dict(), "lambda": best["lambda"]}, "dynamic": dynamic.to_dict()}
+    if tuned and not (_adapts(best) and best["valid_ppl"] < static["valid_ppl"]):
+        return _kept_static(settings, tuned, rows, static)
     paired = _static_seconds(model, splits["test"], bptt)
     test = _both_pass(model, splits["test"], rms, dynamic, cache)
-    settings = {"cache": {**cache.to_dict(), "lambda": best["lambda"]}, "dynamic": dynamic.to_dict()}
-    tuned = ["lambda"] if fixed.get("lambda") is None else []
     entry = _entry(settings, tuned, rows, 0.0, test, best["lambda"], paired)
     entry["valid_ppl"] = best["valid_ppl"]
     return entry

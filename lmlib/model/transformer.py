@@ -10,11 +10,13 @@ nn.TransformerEncoderLayer(norm_first=True, activation="gelu") under a causal ma
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
 
 from lmlib.config import ModelConfig
+from lmlib.errors import LMError
 from lmlib.model.head import Hidden, LMOutput, OutputHead, check_reduction
 from lmlib.model.regularize import SequenceDropout, embedding_dropout
 
@@ -119,7 +121,16 @@ class TransformerLanguageModel(OutputHead, nn.Module):
         positions = (real.long().cumsum(1) - 1).clamp(min=0)  # real tokens 0, 1, ...; < C + T <= 2C
         x = embedding_dropout(self.embedding, tokens, self.config.dropout_embedding, self.training)
         x = self.drop_input(x + self.position(positions))  # (B, L, E)
-        x = self.blocks(x, mask=self._mask(real))
+        try:
+            x = self.blocks(x, mask=self._mask(real))
+        except RuntimeError as err:  # torch.OutOfMemoryError on a GPU, "can't allocate memory" on a CPU
+            if not isinstance(err, torch.OutOfMemoryError) and "allocate" not in str(err):
+                raise
+            raise LMError(
+                f"the Transformer's attention over {tokens.size(1):,} positions for {rows} rows needs about "
+                f"{attention_bytes(self.config, rows, length) / 2**30:,.1f} GiB per layer, more than this device has: "
+                f"choose a smaller context (now {self.context:,}) or batch_size"
+            ) from None
         return self.drop_output(x[:, -length:])  # (B, T, E): the chunk's positions only
 
     def _mask(self, real: torch.Tensor) -> torch.Tensor:
@@ -140,3 +151,33 @@ def _slide(context: torch.Tensor, filled: torch.Tensor, chunk: torch.Tensor) -> 
     tokens = torch.cat([context, chunk], dim=1)[:, -size:]
     real = torch.cat([filled, torch.ones_like(chunk, dtype=torch.bool)], dim=1)[:, -size:]
     return tokens, real
+
+
+def attention_bytes(config: ModelConfig, rows: int = 1, tokens: int | None = None) -> int:
+    """Bytes one block's attention takes for `rows` rows reading `tokens` (at most C) after a C-token context.
+
+    The (B x heads, L, L) mask (1 byte a cell) and the attention weights before and after the
+    softmax (4 bytes each), L = C + tokens: quadratic in the context, and allocated at once.
+    """
+    length = config.context + min(config.context if tokens is None else tokens, config.context)
+    return rows * config.n_heads * length * length * 9
+
+
+def check_attention_fits(config: ModelConfig) -> None:
+    """Refuse a context whose attention cannot fit in this machine's memory even for one row and one new token
+    (the least any step reads), before allocating anything."""
+    needed, memory = attention_bytes(config, rows=1, tokens=1), physical_memory()
+    if memory and needed > memory:
+        raise LMError(
+            f"arch=transformer with context {config.context:,} needs {needed / 2**30:,.0f} GiB for the attention of a "
+            f"single row ({config.n_heads} heads over {config.context + 1:,} positions), more than this machine's "
+            f"{memory / 2**30:,.0f} GiB: choose a smaller context (the presets use 64 to 256)"
+        )
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, where the system says (Linux, macOS); None elsewhere."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

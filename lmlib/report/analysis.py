@@ -104,7 +104,7 @@ def analysis(records: list[RunRecord], baseline: str | None = None, vs: dict[str
     real = sorted((e for e in effects if e.verdict.effect), key=lambda e: e.verdict.rel)
     return prose.render(
         "analysis.md.j2", spread=SPREAD, ranked=ranked, runner_up=_runner_up(ranked), effects=effects,
-        against="the arm each one changes" if vs else f"the baseline **{_base(groups, baseline).name}**",
+        baseline=None if vs else _base(groups, baseline).name,
         statuses=statuses, improving=[n for n, s in statuses.items() if s.improving], overfit=over,
         runs=len(records), wasted_minutes=sum(o.found["minutes_after_best"] for o in over),
         worst=max(over, key=lambda o: o.worsening, default=None),

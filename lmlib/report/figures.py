@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 
+from lmlib.data.corpus import corpus_label
 from lmlib.data.splits import Prepared
 from lmlib.data.stats import rank_frequency
 
@@ -19,7 +20,7 @@ def zipf_figure(prepared: Prepared):
     ax.loglog(ranks, counts, ".", ms=2, label="words")
     s, c = zipf_exponent(ranks, counts)
     ax.loglog(ranks, np.exp(c) * ranks ** (-s), "--", lw=1, label=f"fit: frequency ∝ rank^-{s:.2f}")
-    ax.set(xlabel="rank", ylabel="frequency", title=f"Zipf plot: {prepared.corpus}, {len(ranks):,} words")
+    ax.set(xlabel="rank", ylabel="frequency", title=f"Zipf plot: {corpus_label(prepared.corpus)}, {len(ranks):,} words")
     ax.legend()
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()

@@ -21,6 +21,7 @@ import pandas as pd
 
 from lmlib.report.arms import Arm
 from lmlib.report.gap import SPLITS, GapStudy, book_spans, split_offsets
+from lmlib.report.html import escape_markdown
 
 
 def split_table(study: GapStudy) -> pd.DataFrame:
@@ -81,12 +82,14 @@ def plot_windows(study: GapStudy):
 
 
 def gap_analysis(study: GapStudy, arm: Arm | None = None) -> str:
-    """The written answer: how large the gap is, how much the books and the words explain, and overfitting."""
+    """The written answer: how large the gap is, how much the books and the words explain, and overfitting.
+
+    Book titles are the corpus's file names and reach Markdown, which lets HTML through: each is escaped."""
     ppl = {s: math.exp(study.losses[s]) for s in SPLITS}
     gap = study.losses["test"] - study.losses["valid"]
     lines = [
-        f"Run **{study.run}** ({study.protocol} protocol), best weights without dropout: train perplexity "
-        f"{ppl['train']:.1f}, valid {ppl['valid']:.1f}, test {ppl['test']:.1f}. The windows' token-weighted "
+        f"Run **{escape_markdown(study.run)}** ({study.protocol} protocol), best weights without dropout: train "
+        f"perplexity {ppl['train']:.1f}, valid {ppl['valid']:.1f}, test {ppl['test']:.1f}. The windows' token-weighted "
         f"mean loss equals each split's loss, so every part below adds up to the whole.",
         "",
     ]
@@ -115,7 +118,7 @@ def _books(study: GapStudy, gap: float) -> list[str]:
         return [f"- **Where the split falls (books).** Neither valid nor test holds text of a book the model trained "
                 f"on, so the whole gap is the text itself: {_share(within, gap)} within new books."]  # fmt: skip
     held = study.segments.query("split == 'valid' and `book trained on`")
-    names = ", ".join(held["book"])
+    names = ", ".join(escape_markdown(book) for book in held["book"])  # file names: any text at all
     loss_seen = float(t.loc[seen, "loss valid"]) if share_v else math.nan
     loss_new = float(t.loc["a new book", "loss valid"]) if "a new book" in t.index else math.nan
     return [
@@ -151,14 +154,15 @@ def _same_book(study: GapStudy) -> list[str]:
         ppl_b = seg[seg["split"] == b].set_index("book")["ppl"]
         for book in [t for t in ppl_a.index if t in ppl_b.index]:
             pa, pb = float(ppl_a[book]), float(ppl_b[book])
+            title = escape_markdown(book)  # a file name: any text at all
             if a == "train":
                 out.append(
-                    f"- **{book}** is cut between train and valid: its trained part has perplexity {pa:.1f}, "
+                    f"- **{title}** is cut between train and valid: its trained part has perplexity {pa:.1f}, "
                     f"its held-out part {pb:.1f} (×{pb / pa:.2f}: what having trained on the text is worth)."
                 )
             else:
                 out.append(
-                    f"- **{book}** is cut between valid and test: perplexity {pa:.1f} in valid, {pb:.1f} in "
+                    f"- **{title}** is cut between valid and test: perplexity {pa:.1f} in valid, {pb:.1f} in "
                     f"test (×{pb / pa:.2f}): the same book, later in the stream."
                 )
     return out

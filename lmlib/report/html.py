@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import html
 import json
 import re
@@ -32,6 +33,31 @@ FIGURE_CAPTION = (
 )
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_RENDERER = "assets/embed.js"
+# The "Show code" button's handler: the page's one inline script, allowed by its hash.
+TOGGLE_SCRIPT = (
+    "document.getElementById('toggle-code').addEventListener('click', function () {"
+    " var shown = document.body.classList.toggle('show-code');"
+    " this.textContent = shown ? 'Hide code' : 'Show code'; });"
+)
+
+
+def content_security_policy(inline_scripts=(TOGGLE_SCRIPT,)) -> str:
+    """The report's Content-Security-Policy (a <meta> tag: the file is opened from disk, no server sends headers).
+
+    Like the web app's (lmlib.apps.web.app.CSP), nothing may load from elsewhere, and no script
+    that text from a corpus could smuggle into the page runs: scripts come from the report's
+    own folder (assets/embed.js) or are the page's own inline ones, named by their sha256.
+    Two allowances, each because the vendored widget renderer needs it: 'unsafe-eval' (it
+    compiles the widget-state JSON schema with `new Function`, ajv) and inline styles (it
+    inserts <style> elements, and notebook outputs carry style attributes). Neither lets an
+    injected tag run code: inline scripts and event handlers stay refused.
+    """
+    digests = (base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() for script in inline_scripts)
+    hashes = " ".join(f"'sha256-{digest}'" for digest in digests)
+    return (
+        f"default-src 'none'; script-src 'self' 'unsafe-eval' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; base-uri 'none'; form-action 'none'"
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +154,24 @@ def copy_assets(target: Path) -> None:
             shutil.copy2(path, target / path.name)
 
 
+# What Markdown (and nbconvert's math extension) would read as markup: each is backslash-escaped.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~$])")
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown as it is inside Markdown: no HTML (a file named `<b onmouseover=...>` stays text), no markup.
+
+    Corpus file names (book titles) and run names reach the report's Markdown, which passes
+    raw HTML through; `&`, `<`, `>` become entities and Markdown's punctuation is escaped.
+    """
+    return markdown_punctuation(html.escape(str(text), quote=False))
+
+
+def markdown_punctuation(text: str) -> str:
+    """`text` with Markdown's punctuation escaped (no HTML escaping: templates autoescape it)."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+
+
 def markdown(text: str) -> str:
     """Markdown to HTML with the renderer nbconvert itself uses."""
     from nbconvert.filters.markdown import markdown2html
@@ -163,6 +207,8 @@ def _page(page: TitlePage, sections: list[RenderedSection], state: dict) -> str:
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         widget_state=_script_safe(blob),
         widget_renderer=WIDGET_RENDERER,
+        toggle_script=TOGGLE_SCRIPT,
+        csp=content_security_policy(),
     )
 
 

@@ -17,6 +17,8 @@ runs in runs/report-<profile>-<corpus>/ (lmlib.report.profiles.load_profile).
 Everything is built in reports/<profile>.tmp/ and renamed over reports/<profile>/ only
 when every notebook succeeded, so a failure never replaces a good report; the message
 names the notebook and cell, and the failed build stays in the .tmp folder to inspect.
+Both folders are replaced or removed only when they hold nothing but a report build
+(REPORT_LAYOUT); a folder of anything else is a one-line error and stays as it is.
 Finished runs with the same config are reused (train() returns them at once), interrupted
 ones resume; a run whose config in the profile changed is trained again from scratch.
 """
@@ -35,6 +37,7 @@ from pathlib import Path
 from lmlib import paths
 from lmlib.atomic import replace_dir
 from lmlib.config import RESUMABLE, differences
+from lmlib.data.corpus import corpus_reference, legacy_corpus_name
 from lmlib.data.splits import resolve_data
 from lmlib.errors import LMError
 from lmlib.report.browser import CHROMIUM
@@ -42,12 +45,15 @@ from lmlib.report.html import Section, build_report
 from lmlib.report.parallel import run_steps, training_threads
 from lmlib.report.profiles import Profile, load_profile
 from lmlib.report.title import Build, finished_records, summary, title_page, write_summary
-from lmlib.training.runs import read_config
+from lmlib.training.runs import RunPaths, read_config, write_config
 
 DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, PANEL_NOTEBOOK = (
     "01_data_prep.ipynb", "02_train_lstm.ipynb", "03_compare_runs.ipynb", "04_generation_panel.ipynb",
 )  # fmt: skip
 SWEEP_NOTEBOOK = "05_sweep.ipynb"
+# What a report build holds (build_report, render, browser_check, the .gitignore of a report on
+# the user's corpus): a folder of these only, notebooks/ of .ipynb files, assets/ of files, is ours.
+REPORT_LAYOUT = frozenset({"report.html", "summary.json", "screenshot.png", ".gitignore", "notebooks", "assets"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ def plan(
     reports_dir: Path = Path("reports"),
 ) -> list[Step]:
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
-    data = {"corpus": profile.corpus, "protocol": profile.protocol, "min_freq": profile.min_freq}
+    # The corpus as the runs record it (an absolute path): a kernel reads it from any folder.
+    data = {"corpus": corpus_reference(profile.corpus), "protocol": profile.protocol, "min_freq": profile.min_freq}
     steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": str(prepared_dir)}, "data preparation",
                   "1 · Data preparation")]  # fmt: skip
     for i, rep in enumerate(profile.replicates(), 1):
@@ -150,6 +157,8 @@ def run_pipeline(
     runs_root = Path(runs_root or paths.runs_dir() / f"report-{prof.name}").resolve()
     prepared_dir = Path(prepared_dir).resolve() if prepared_dir else runs_root / "_prepared"
     target, build = reports_dir / prof.name, reports_dir / f"{prof.name}.tmp"
+    check_report_folder(target)  # before the work, not only after it
+    check_report_folder(build)
     shutil.rmtree(build, ignore_errors=True)
     (build / "notebooks").mkdir(parents=True)
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -166,9 +175,36 @@ def run_pipeline(
     if prof.corpus != "austen":  # a report on the user's own corpus quotes it: keep it out of git
         (build / ".gitignore").write_text(f"# a report on {prof.corpus_title}: it quotes the corpus\n*\n")
     browser_check(report, build / "screenshot.png", log)
+    check_report_folder(target)  # still ours after the minutes the notebooks took
     replace_dir(build, target)  # the old report goes only once the new one is complete
     log(f"report: {target / report.name} ({_size(target)}; {time.perf_counter() - started:.0f} s in all)")
     return target / report.name
+
+
+def check_report_folder(folder: Path) -> None:
+    """Refuse to replace or remove `folder` unless it is missing, empty, or a report build (REPORT_LAYOUT)."""
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        foreign = ["it is a file" if not folder.is_symlink() else "it is a symbolic link"]
+    else:
+        foreign = [p.name for p in folder.iterdir() if not _report_entry(p)]
+    if foreign:
+        listed = ", ".join(sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise LMError(
+            f"{folder} is not a report lmlib built ({listed}): building the report there would delete it; "
+            "move it away, or pass --reports-dir for another folder"
+        )
+
+
+def _report_entry(path: Path) -> bool:
+    if path.name not in REPORT_LAYOUT or path.is_symlink():
+        return False
+    if path.name == "notebooks":
+        return path.is_dir() and all(p.suffix == ".ipynb" and p.is_file() for p in path.iterdir())
+    if path.name == "assets":
+        return path.is_dir() and all(p.is_file() and not p.is_symlink() for p in path.iterdir())
+    return path.is_file()
 
 
 def report_command(profile, reports_dir, fresh, corpus, protocol, min_freq) -> str:
@@ -282,7 +318,15 @@ def retire_stale_runs(prof: Profile, runs_root: Path, fresh: bool, log) -> None:
         if not (folder / "config.json").is_file():
             continue
         if not fresh:
-            changed = differences(read_config(folder)[0], prof.run_config(rep.arm, data, rep.seed), ignore=RESUMABLE)
+            recorded, info = read_config(folder)
+            wanted = prof.run_config(rep.arm, data, rep.seed)
+            changed = differences(recorded, wanted, ignore=RESUMABLE)
+            if changed.keys() == {"corpus"} and recorded.data.corpus == legacy_corpus_name(wanted.data.corpus):
+                # lmlib 0.2.0 recorded a corpus given by path by its base name alone: the same run,
+                # whose config now records the path, so that evaluate and notebook 03 find its corpus
+                write_config(RunPaths(folder), wanted, {**info, "corpus": wanted.data.corpus})
+                log(f"run {rep.name!r}: recorded its corpus by name only; it now records {wanted.data.corpus}")
+                continue
             if not changed:
                 continue
             log(f"run {rep.name!r}: config changed ({', '.join(changed)}), training it again")

@@ -234,6 +234,11 @@ def _check_runs(path: Path, profile: Profile) -> None:
             configs[run.name] = profile.run_config(run)
         except LMError as err:
             raise LMError(f"{path}, run {run.name!r}: {err}") from None
+        except (TypeError, ValueError, OverflowError) as err:  # a YAML value of the wrong shape, e.g. cutoffs: [[1]]
+            raise LMError(
+                f"{path}, run {run.name!r}: a value in its overrides is of the wrong kind ({err}): each field takes "
+                "a number, text, true/false or (cutoffs) a list of whole numbers"
+            ) from None
     for run in profile.runs:
         if run.vs and not differences(configs[run.vs], configs[run.name], ignore=REPLICATE):
             raise LMError(f"{path}, run {run.name!r} trains exactly what {run.vs!r} trains: state what it changes")

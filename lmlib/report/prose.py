@@ -2,7 +2,8 @@
 
 The sentences live in the templates, beside report.html.j2; the code computes the numbers
 and the verdicts. Every value a template prints is HTML-escaped (autoescape), so a name that
-came from a file (a book title, a run folder) reaches the page as text, never as markup;
+came from a file (a book title, a run folder) reaches the page as text, never as markup, and
+names pass the `name` filter, which escapes Markdown's punctuation too;
 numbers go through lmlib.report.numbers (filters `ppl`, `signed`, `percent`, `count`, ...).
 """
 
@@ -12,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from lmlib.report import numbers
+from lmlib.report.html import markdown_punctuation
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -25,6 +27,7 @@ def _environment():
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
     )  # fmt: skip
     env.filters.update(numbers.FILTERS)
+    env.filters["name"] = markdown_punctuation  # a run, arm or book name: any text at all, shown as it is
     return env
 
 

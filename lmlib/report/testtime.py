@@ -14,6 +14,7 @@ import pandas as pd
 from lmlib.evaluation.records import evaluate_run_methods, read_record
 from lmlib.evaluation.tuning import METHODS
 from lmlib.report.arms import Arm
+from lmlib.report.html import escape_markdown
 
 LABELS = {"static": "static", "cache": "+cache", "dynamic": "+dynamic", "both": "+both"}
 
@@ -31,7 +32,9 @@ def method_results(runs_root: str, names: list[str], grid: str = "report") -> di
         run_dir = Path(runs_root) / name
         record = read_record(run_dir)
         methods = (record or {}).get("methods", {})
-        if set(METHODS) - set(methods) or any(methods[m].get("grid_name") != grid for m in METHODS):
+        # a record without "adapted" was tuned before "no adaptation" was a candidate: evaluate again
+        stale = any(methods[m].get("grid_name") != grid or "adapted" not in methods[m] for m in methods)
+        if set(METHODS) - set(methods) or stale:
             record = evaluate_run_methods(run_dir, METHODS, grid=grid, device="auto")
         results[name] = record["methods"]
     return results
@@ -47,7 +50,7 @@ def method_table(results: dict[str, dict]) -> pd.DataFrame:
                          "test ppl": round(entry["test_ppl"], 2),
                          "Δ test": f"{entry['test_ppl'] / static - 1:+.1%}",
                          "cost × static": round(entry["cost_ratio"], 2),
-                         "settings (tuned on valid)": _settings(entry["settings"])})  # fmt: skip
+                         "settings (tuned on valid)": _settings_text(entry)})  # fmt: skip
     return pd.DataFrame(rows).set_index(["run", "method"]) if rows else pd.DataFrame()
 
 
@@ -57,6 +60,12 @@ def method_summary(results: dict[str, dict]) -> dict:
                          "cost_ratio": round(e["cost_ratio"], 3), "settings": e["settings"]}
                   for name, e in methods.items()}
             for run, methods in results.items()}  # fmt: skip
+
+
+def _settings_text(entry: dict) -> str:
+    if entry.get("adapted", True) or not entry.get("grid"):
+        return _settings(entry["settings"])
+    return f"none: no setting beat static on valid (best {entry['best_adapted_valid_ppl']:.2f})"
 
 
 def _settings(settings: dict) -> str:
@@ -72,10 +81,10 @@ def method_text(results: dict[str, dict]) -> str:
     parts = []
     for run, m in results.items():
         static = m["static"]["test_ppl"]
-        lines = [f"**{run}** (static test perplexity {static:.1f}):"]
+        lines = [f"**{escape_markdown(run)}** (static test perplexity {static:.1f}):"]
         for name in ("cache", "dynamic", "both"):
             if name in m:
-                lines.append(_method_sentence(name, m[name], static))
+                lines.append(_method_sentence(name, m[name], static, m["static"]["valid_ppl"]))
         parts.append("\n".join(f"- {line}" if i else line for i, line in enumerate(lines)))
     parts.append(
         "Both methods change only how the trained weights are used at evaluation time: no retraining. "
@@ -88,10 +97,14 @@ def method_text(results: dict[str, dict]) -> str:
     return "\n\n".join(parts)
 
 
-def _method_sentence(name: str, entry: dict, static: float) -> str:
+def _method_sentence(name: str, entry: dict, static: float, static_valid: float) -> str:
     change = entry["test_ppl"] / static - 1
     verb = "lowers" if change < 0 else "raises"
     what = {"cache": "the cache", "dynamic": "dynamic evaluation", "both": "both together"}[name]
+    if not entry.get("adapted", True) and entry.get("grid"):
+        return (f"{what}: no setting beat static evaluation on validation (the best gave "
+                f"{entry['best_adapted_valid_ppl']:.1f} against {static_valid:.1f}), so none is used and test "
+                f"perplexity stays {static:.1f}: honest tuning may answer \"no adaptation\".")  # fmt: skip
     extra = ""
     if name == "dynamic" and entry.get("setup_seconds") is not None:
         extra = f", plus {entry['setup_seconds']:.0f} s once for the training split's gradient statistics"

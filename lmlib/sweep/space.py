@@ -90,8 +90,10 @@ def load_space(path: str | os.PathLike, pruner: str | None = None) -> SweepSpace
         raise LMError(f"no space file {path}: pass a YAML file such as {', '.join(known) or 'params/sweeps/cpu.yaml'}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise LMError(f"{path} is not valid YAML: {err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:  # a binary file is not UTF-8
+        raise LMError(f"{path} is not a YAML text file ({type(err).__name__}): pass a space file") from None
+    except OSError as err:
+        raise LMError(f"cannot read {path}: {err.strerror or err}") from None
     if not isinstance(raw, dict):
         raise LMError(f"{path} must be a mapping with base, space, objective and pruner")
     unknown = sorted(set(raw) - _KEYS)
@@ -114,18 +116,29 @@ def _read_base(path: Path, base) -> tuple[str, dict]:
     overrides = base.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise LMError(f"{path}: base.overrides must be a mapping of config fields to values")
+    _check_names(f"{path}, base.overrides", overrides)
     preset = str(base.get("preset", "cpu"))
     try:
         get_preset(preset, **overrides)
     except LMError as err:
         raise LMError(f"{path}, base: {err}") from None
+    except (TypeError, ValueError) as err:  # a value of the wrong shape (a list of lists for cutoffs, ...)
+        raise LMError(f"{path}, base: a value of the wrong kind ({err}); see the config fields' types") from None
     return preset, dict(overrides)
 
 
 def _read_params(path: Path, space) -> tuple[Param, ...]:
     if not isinstance(space, dict) or not space:
         raise LMError(f"{path}: `space` must map config fields to ranges, e.g. {{lr: {{float: [1e-4, 1e-2]}}}}")
+    _check_names(f"{path}, space", space)
     return tuple(_read_param(path, name, spec) for name, spec in space.items())
+
+
+def _check_names(where: str, mapping: dict) -> None:
+    """Keys are config field names: text (YAML reads `1:` as the integer 1)."""
+    odd = [key for key in mapping if not isinstance(key, str)]
+    if odd:
+        raise LMError(f"{where}: {odd[0]!r} is not a config field name; keys are field names such as lr or hid_dim")
 
 
 def _read_param(path: Path, name: str, spec) -> Param:
@@ -146,6 +159,9 @@ def _read_param(path: Path, name: str, spec) -> Param:
         choices = spec[kind]
         if not isinstance(choices, list) or not choices:
             raise LMError(f"{where}: categorical needs a non-empty list of values")
+        nested = [c for c in choices if not isinstance(c, str | int | float | bool) and c is not None]
+        if nested:  # optuna draws among plain values; a list or mapping is no config value either
+            raise LMError(f"{where}: categorical takes plain values (numbers, text, true/false), not {nested[0]!r}")
         return Param(name, kind, choices=tuple(choices))
     low, high = _bounds(where, kind, spec[kind])
     step, log = spec.get("step"), spec.get("log", False)
@@ -173,7 +189,7 @@ def _number(where: str, kind: str, value) -> float | int:
     """A bound or step as int or float; YAML reads 1e-4 (no dot) as text, so text is parsed too."""
     try:
         number = float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
         number = None
     if number is None or number != number or number in (float("inf"), float("-inf")):
         raise LMError(f"{where}: {value!r} is not a finite number")
@@ -217,3 +233,5 @@ def _check_values(path: Path, space: SweepSpace) -> None:
                 base.replace(**{param.name: value})
             except LMError as err:
                 raise LMError(f"{path}, space.{param.name} = {value!r}: {err}") from None
+            except (TypeError, ValueError, OverflowError) as err:
+                raise LMError(f"{path}, space.{param.name} = {value!r} is not a value of that field ({err})") from None

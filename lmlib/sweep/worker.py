@@ -105,6 +105,9 @@ def run_worker(plan: WorkerPlan, log=print) -> WorkerReport:
             log(f"[{report.worker}] {describe_trial(trial)}")
     log(f"[{report.worker}] stopped ({report.stopped}): trained {len(report.trials)} trial(s); "
         f"the study has {report.finished} of {plan.trials}")  # fmt: skip
+    if failures >= MAX_FAILURES_IN_A_ROW:  # a worker that could not train is a failure, not a finished sweep
+        last = _trial(study, report.trials[-1]).user_attrs.get("error", "no reason recorded")
+        raise LMError(f"the sweep worker stopped: {report.stopped}; the last one: {last}")
     return report
 
 
@@ -119,6 +122,7 @@ def open_study(plan: WorkerPlan):
     signature = plan.space.signature() + f" pruner={plan.space.pruner}{plan.space.pruner_options}"
     saved = study.user_attrs.get("lmlib:space")
     if saved is None:
+        _check_no_old_trials(plan, study)
         study.set_user_attr("lmlib:space", signature)
         study.set_user_attr("lmlib:space_file", plan.space.path)
     elif saved != signature:
@@ -127,6 +131,19 @@ def open_study(plan: WorkerPlan):
             f"({study.user_attrs.get('lmlib:space_file')}): join it with the same space file, or name a new --study"
         )
     return study
+
+
+def _check_no_old_trials(plan: WorkerPlan, study) -> None:
+    """A study new to this storage must not find trial folders under its name: they belong to a study of the same
+    name in another storage, and every trial would fail on them ("a run with a different config")."""
+    folder = Path(plan.runs_root) / plan.study
+    old = sorted(p.name for p in folder.glob("trial-*") if (p / "config.json").is_file()) if folder.is_dir() else []
+    if old and not study.get_trials(deepcopy=False):
+        raise LMError(
+            f"{folder} already holds {', '.join(old[:3])}{', ...' if len(old) > 3 else ''} of a study named "
+            f"{plan.study!r}, which {plan.storage} does not know (a study name used before with another storage?): "
+            "name a new --study, pass the storage that study used, or move that folder away"
+        )
 
 
 def state_counts(study) -> dict[str, int]:
@@ -157,6 +174,13 @@ class _Objective:
         self.plan, self.study, self.number, self._prepared = plan, study, None, {}
 
     def __call__(self, trial) -> float:
+        try:
+            return self._train(trial)
+        except LMError as err:
+            trial.set_user_attr("error", str(err))  # kept with the trial: a worker that gives up names it
+            raise
+
+    def _train(self, trial) -> float:
         import optuna
 
         self.number = trial.number

@@ -7,6 +7,7 @@ can never be out of step with each other.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -54,6 +55,8 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
             f"checkpoint {path} has an unreadable header (not a mapping): it was not written by lmlib; "
             "restore it or train again"
         )
+    if "loop" in header:  # a training checkpoint (last.safetensors): what session.restore will resume from
+        check_loop_header(header["loop"], str(path))
     return tensors, header
 
 
@@ -75,10 +78,67 @@ def load_model_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
     if model.config.tie_weights and not model.config.adaptive_softmax:
         expected.pop("decoder.weight")  # stored once, as embedding.weight
     check_layout(tensor_layout(tensors), expected, model.config, source)
+    check_finite(tensors, source)
     tensors = dict(tensors)
     if "decoder.weight" not in expected and "decoder.weight" in model.state_dict():
         tensors["decoder.weight"] = tensors["embedding.weight"]  # tied weights
     model.load_state_dict(tensors)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinities: every prediction would be NaN (generate, the web app's 500s).
+
+    Training never saves them (a diverging run stops first), so such a file was damaged or edited."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise LMError(
+            f"weights in {source} hold NaN or infinite values ({bad[0]}{' and others' if len(bad) > 1 else ''}): "
+            "the file is damaged or was not written by lmlib's training; restore it or train the run again"
+        )
+
+
+def check_loop_header(loop, source: str) -> None:
+    """Refuse a checkpoint whose loop position (header "loop") is not what lmlib writes, before it is used.
+
+    session.LoopState(**loop) takes any values; a doctored `"epoch": "x"` would fail steps later
+    with a TypeError. Types and ranges of the fields lmlib writes are checked here (an unknown
+    field is left to LoopState, which refuses it)."""
+    if not isinstance(loop, dict):
+        raise _bad_loop(source, f"its loop position is {type(loop).__name__}, not a mapping")
+    for name, value in loop.items():
+        kind = _LOOP_FIELDS.get(name)
+        if kind is None:
+            continue
+        if kind == "history":
+            ok = isinstance(value, list) and all(_is_number(v) for v in value)
+        elif kind == "text":
+            ok = isinstance(value, str)
+        elif kind == "count":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = _is_number(value) and (kind == "loss" or (math.isfinite(value) and value >= 0))
+        if not ok:
+            raise _bad_loop(source, f"{name} is {value!r}")
+    if loop.get("epoch", 1) < 1:
+        raise _bad_loop(source, f"epoch is {loop['epoch']!r}")
+
+
+# session.LoopState's fields as save_checkpoint writes them: a count (int >= 0), an amount (finite, >= 0),
+# a loss (any number: inf before the first validation), the validation history, the stop reason
+_LOOP_FIELDS = {"epoch": "count", "column": "count", "tokens": "count", "best_epoch": "count", "bad_epochs": "count",
+                "loss_sum": "amount", "train_seconds": "amount", "elapsed": "amount", "best_loss": "loss",
+                "valid_history": "history", "stopped": "text"}  # fmt: skip
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _bad_loop(source: str, what: str) -> LMError:
+    return LMError(
+        f"checkpoint {source} holds a loop position lmlib did not write ({what}): restore the file, "
+        "or pass --restart to start the run over"
+    )
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

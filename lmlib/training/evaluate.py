@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 
 from lmlib.data.batching import batch_splits, fixed_windows, get_batch
+from lmlib.data.splits import Prepared
 from lmlib.errors import LMError
 from lmlib.model.build import LanguageModel
 from lmlib.training.device import autocast
@@ -56,15 +58,11 @@ def perplexity(loss: float) -> float:
 
 def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: str = "auto") -> dict:
     """Perplexity of a saved run's best weights on the named splits of its own corpus."""
-    from lmlib.data.corpus import load_corpus
-    from lmlib.data.splits import prepare
     from lmlib.training.runs import load_model, read_config
 
     config, info = read_config(run_dir)
     model, vocab, _ = load_model(run_dir, device)
-    prepared = prepare(load_corpus(config.data.corpus), info.get("protocol"), info.get("min_freq"))
-    if prepared.vocab.itos != vocab.itos:
-        raise LMError(f"the corpus now gives a different vocabulary than {run_dir}/vocab.json: was the corpus changed?")
+    prepared = run_data(run_dir, config, info, vocab)
     device = next(model.parameters()).device
     batched = batch_splits(prepared, config.data, config.train, device, splits)
     result = {}
@@ -73,3 +71,35 @@ def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: s
         result[f"{split}_loss"] = loss
         result[f"{split}_ppl"] = perplexity(loss)
     return result
+
+
+def run_data(run_dir: str | os.PathLike, config, info: dict, vocab) -> Prepared:
+    """The data a saved run was trained on, prepared again from its corpus and checked against its vocabulary.
+
+    Report runs on a corpus given by path recorded, in lmlib 0.2.0 and earlier, only the file's or
+    folder's base name ("mine" for mine.txt), which loads nothing. Such a run is still read
+    where the report's prepared data beside it (<runs_root>/_prepared, what notebook 01 wrote)
+    holds that corpus with the run's vocabulary; elsewhere the message says how to repair it.
+    """
+    from lmlib.data.corpus import load_corpus
+    from lmlib.data.prepared import load_prepared
+    from lmlib.data.splits import prepare
+
+    corpus = config.data.corpus
+    try:
+        prepared = prepare(load_corpus(corpus), info.get("protocol"), info.get("min_freq"))
+    except LMError as err:
+        if not str(err).startswith("unknown corpus name"):
+            raise
+        beside = Path(run_dir).resolve().parent / "_prepared"
+        legacy = load_prepared(beside) if (beside / "meta.json").is_file() else None
+        if legacy is None or legacy.corpus != corpus or legacy.vocab.itos != vocab.itos:
+            raise LMError(
+                f"{Path(run_dir) / 'config.json'} records its corpus as {corpus!r}, a file's or folder's name without "
+                "its path (lmlib 0.2.0 recorded report runs on a corpus given by path so): set its "
+                '"corpus" to the corpus\'s path, or build the report again, which updates it'
+            ) from None
+        return legacy
+    if prepared.vocab.itos != vocab.itos:
+        raise LMError(f"the corpus now gives a different vocabulary than {run_dir}/vocab.json: was the corpus changed?")
+    return prepared

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from lmlib import __version__
-from lmlib.atomic import atomic_dir, write_json
+from lmlib.atomic import atomic_dir, check_new_folder, write_json
 from lmlib.config import RunConfig
 from lmlib.data.casing import learn_casing, save_casing
 from lmlib.data.corpus import load_corpus
@@ -165,6 +165,8 @@ def import_original(
     run_dir = Path(run_dir)
     if RunPaths(run_dir).config.is_file():
         raise LMError(f"{run_dir} already holds a run: choose another --run-dir, or delete that folder first")
+    # The run is written as a whole folder that replaces run_dir: only a missing or empty one may go.
+    check_new_folder(run_dir, "the imported run", "choose a new --run-dir, e.g. runs/original-hp")
     run_config = read_original_config(config).replace(corpus=corpus or "hpd")  # the study trained on hpd
     words, order = read_original_vocab(vocab)
     model = build_model(len(words), run_config.model)

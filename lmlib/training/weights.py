@@ -27,6 +27,7 @@ from lmlib.config import MAX_PARAMETERS, ModelConfig
 from lmlib.errors import LMError
 from lmlib.model.head import resolve_cutoffs
 from lmlib.model.lstm import lstm_sizes, uses_per_layer_lstms
+from lmlib.model.transformer import check_attention_fits
 
 Layout = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (dtype name, shape)
 # safetensors' dtype names, as torch names them
@@ -36,9 +37,12 @@ _FLOATING = {"float64", "float32", "float16", "bfloat16"}
 
 
 def planned_weights(vocab_size: int, model: ModelConfig) -> tuple[dict[str, tuple[int, ...]], int]:
-    """(name -> shape of every tensor a checkpoint stores, parameter count) of the model, allocating nothing."""
+    """(name -> shape of every tensor a checkpoint stores, parameter count) of the model, allocating nothing.
+
+    A Transformer whose attention for a single row cannot fit in this machine's memory is refused here too."""
     shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (vocab_size, model.emb_dim)}
     if model.arch == "transformer":
+        check_attention_fits(model)  # its working memory is quadratic in the context: 65,536 would take 68 GB
         shapes.update(_transformer_shapes(model))
         out_dim = model.emb_dim
     else:

@@ -87,7 +87,7 @@ def test_prepare_replaces_missing_empty_and_prepared_folders_only(tmp_path, corp
     (tmp_path / "empty").mkdir()
     for folder in (tmp_path / "new", tmp_path / "empty", tmp_path / "new"):  # the last: over prepared data
         assert main(["prepare", "--corpus", str(corpus), "--prepared-dir", str(folder), "--json"]) == 0
-        assert load_prepared(folder).corpus == "corpus"
+        assert load_prepared(folder).corpus == str(corpus)  # what reloads it: its absolute path
     (tmp_path / "new" / "notes.txt").write_text("mine")
     assert main(["prepare", "--corpus", str(corpus), "--prepared-dir", str(tmp_path / "new"), "--json"]) == 2
     assert (tmp_path / "new" / "notes.txt").read_text() == "mine"

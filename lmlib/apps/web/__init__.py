@@ -20,14 +20,17 @@ those, so /health, the page, static files and the refusals always find a free th
 waitress reads request bodies (slow clients included) and buffers answers in its own
 event loop, so a slow client holds no thread either. A client that has gone costs nothing
 more: waitress drops its request if it has not started, a waiting request leaves the queue,
-and a generation stops before its next token (`waitress.client_disconnected`).
+and a generation stops before its next token (`waitress.client_disconnected`). Connections
+are bounded too (connections.py): an idle one is closed after a few seconds, and at the
+connection limit the longest-idle ones make room, so idle or half-open sockets never lock
+/health and the page out; a client that half-closes after its request still gets the answer.
 
 The handlers are plain functions on one Blueprint; what they share (the generator, the
 limits, the admission control) is one `WebState` in `app.extensions`, so `create_app` only
 wires them. The pieces live next door: request (limits, validation), guard (who
 may call: Host, Origin, JSON only), admission (slots and queue), stream (one
 bounded generation, its JSON summary and its events), server (the socket, waitress's
-settings, the server loop), and app (the Flask app and `serve`).
+settings, the server loop), connections (waitress's channel and server, bounded), and app (the Flask app and `serve`).
 """
 
 from lmlib.apps.web.admission import Busy

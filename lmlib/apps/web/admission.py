@@ -29,7 +29,11 @@ class Busy(Refused):
 
 
 class ClientGone(LMError):
-    """The client closed its connection: whatever is answered, nobody reads it."""
+    """The client closed its connection: whatever is answered, nobody reads it (unless it only half-closed)."""
+
+
+# What a client that only shut down its sending side (nc -N) reads: TCP shows it as gone.
+GONE_HINT = " (or only its sending side, which looks the same): keep the connection open until the answer arrives"
 
 
 def never() -> bool:
@@ -87,7 +91,7 @@ class Admission:
         deadline = time.monotonic() + self._queue_seconds
         while True:
             if gone():
-                raise ClientGone("the client closed the connection while waiting")
+                raise ClientGone(f"the client closed the connection while waiting for a slot{GONE_HINT}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Busy(f"no generation slot came free in {self._queue_seconds:g} s; try again later")

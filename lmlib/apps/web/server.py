@@ -19,13 +19,21 @@ SPARE_THREADS = 4  # server threads that never generate nor wait: health, page, 
 
 
 def waitress_options(limits: Limits) -> dict:
-    """waitress's settings for these limits: enough threads that health never waits."""
+    """waitress's settings for these limits: enough threads that health never waits, few idle connections."""
+    from lmlib.apps.web.connections import CLEANUP_SECONDS, IDLE_SECONDS, connection_limit
+
     return {
         "threads": limits.max_concurrent + limits.max_queue + SPARE_THREADS,
         "ident": "lmlib",
         # waitress refuses absurd bodies itself; Flask answers the merely too large with JSON
         "max_request_body_size": 64 * limits.max_body_bytes,
-        "channel_timeout": 60,
+        # A connection that sends nothing for IDLE_SECONDS is closed (checked every
+        # CLEANUP_SECONDS); at connection_limit the longest-idle ones make room
+        # (connections.BoundedServer). poll(), not select(): select cannot watch past fd 1023.
+        "channel_timeout": IDLE_SECONDS,
+        "cleanup_interval": CLEANUP_SECONDS,
+        "connection_limit": connection_limit(),
+        "asyncore_use_poll": True,
         # Keep reading a connection while its request runs, so that a client that closed it
         # is noticed: waitress then skips its queued request, and environ's
         # waitress.client_disconnected tells the app to stop between tokens.
@@ -66,10 +74,10 @@ def url(host: str, port: int) -> str:
 def run(app, sock: socket.socket, limits: Limits, production: bool = True) -> None:
     """Serve `app` on the listening `sock` until interrupted (waitress, or Flask's own)."""
     if production:
-        import waitress
+        from lmlib.apps.web.connections import build_server
 
         logging.basicConfig()  # waitress logs its warnings, as waitress.serve would
-        waitress.create_server(app, sockets=[sock], **waitress_options(limits)).run()
+        build_server(app, sock, waitress_options(limits)).run()
     else:
         from werkzeug.serving import make_server
 

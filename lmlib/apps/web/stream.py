@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from lmlib.apps.web.admission import ClientGone, never
+from lmlib.apps.web.admission import GONE_HINT, ClientGone, never
 from lmlib.apps.web.request import GenerationRequest, Limits
 from lmlib.errors import LMError
 from lmlib.generate import continuation_pieces
@@ -24,7 +24,7 @@ def run_bounded(
     count = 0
     for item in generator.stream(request.prompt, **request.keywords()):
         if gone():  # nobody will read the rest: stop before the next token is computed
-            raise ClientGone("the client closed the connection; generation stopped")
+            raise ClientGone(f"the client closed the connection; generation stopped{GONE_HINT}")
         count += 1
         yield item.token, float(item.surprisal)
         if time.monotonic() > deadline and count < request.max_new_tokens:
