@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# install torch only where the environment has none (never replace Colab's or a CUDA build)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[notebooks,lab,web,test,data,sweep,postgres]"
+	$(BIN)/python -m pip install -q -e ".[notebooks,lab,web,test,data,sweep,tensorboard,postgres]"
 	touch $(STAMP)
 
 report: $(STAMP)

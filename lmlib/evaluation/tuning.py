@@ -70,10 +70,10 @@ def _candidates(fixed: dict, grid: dict, names: tuple[str, ...]) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 
-def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict) -> tuple[CacheSettings, list[dict]]:
+def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict, progress=False) -> tuple[CacheSettings, list[dict]]:
     """The (window, theta, lambda) with the lowest validation loss; one model pass, one cache per (window, theta)."""
     rows = []
-    static = run_pass(model, valid, bptt, keep=True)  # the model runs once; each cache is replayed on it
+    static = run_pass(model, valid, bptt, keep=True, progress=_bar(progress, "cache: valid"))  # replayed per cache
     for pair in _candidates(fixed, grid, ("window", "theta")):
         scored = replay_cache(static, pair["window"], pair["theta"])
         for lam in _candidates(fixed, grid, ("lambda",)):
@@ -82,14 +82,15 @@ def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict) -> tuple[CacheS
     return CacheSettings(best["window"], best["theta"], best["lambda"]), rows
 
 
-def tune_dynamic(model, valid, rms, fixed: dict, grid: dict) -> tuple[DynamicSettings, list[dict]]:
+def tune_dynamic(model, valid, rms, fixed: dict, grid: dict, progress=False) -> tuple[DynamicSettings, list[dict]]:
     """The (lr, decay) with the lowest validation loss; the weights are restored after every pass."""
     segment = fixed.get("segment") or DynamicSettings.segment
     rows = []
     for combo in _candidates(fixed, grid, ("lr", "decay")):
         settings = DynamicSettings(combo["lr"], combo["decay"], segment)
         with adapting(model, rms, settings) as updater:
-            scored = run_pass(model, valid, segment, updater=updater)
+            bar = _bar(progress, f"dynamic lr {settings.lr:.3g} decay {settings.decay:g}: valid")
+            scored = run_pass(model, valid, segment, updater=updater, progress=bar)
         rows.append({**settings.to_dict(), "valid_ppl": perplexity(scored.loss())})
     best = min(rows, key=_finite_ppl)  # a setting that diverged (inf or NaN) is chosen only if all did
     return DynamicSettings(best["lr"], best["decay"], best["segment"]), rows
@@ -99,9 +100,9 @@ def _finite_ppl(row: dict) -> float:
     return row["valid_ppl"] if math.isfinite(row["valid_ppl"]) else math.inf
 
 
-def _both_pass(model, data, rms, dynamic: DynamicSettings, cache: CacheSettings) -> Pass:
+def _both_pass(model, data, rms, dynamic: DynamicSettings, cache: CacheSettings, progress=None) -> Pass:
     with adapting(model, rms, dynamic) as updater:
-        return run_pass(model, data, dynamic.segment, cache=(cache.window, cache.theta), updater=updater)
+        return run_pass(model, data, dynamic.segment, (cache.window, cache.theta), updater, progress=progress)
 
 
 def _entry(settings, tuned, grid, valid: float, test: Pass, lam: float = 0.0, static_seconds=None) -> dict:
@@ -125,53 +126,61 @@ def compare_methods(
     dynamic: dict | None = None,
     grid: str = "full",
     log: Callable[[str], None] = lambda _: None,
+    progress: bool = False,
 ) -> dict:
-    """{method: entry} for static and each of `methods`; settings not fixed in `cache`/`dynamic` tuned on valid."""
+    """{method: entry} for static and each of `methods`; settings not fixed in `cache`/`dynamic` tuned on valid.
+
+    `progress` shows a bar for each pass (tqdm.auto)."""
     unknown = set(methods) - set(METHODS)
     if unknown or grid not in GRIDS:
         raise LMError(f"methods must be among {', '.join(METHODS)} and grid one of {', '.join(GRIDS)}")
     values, cache, dynamic = GRIDS[grid], dict(cache or {}), dict(dynamic or {})
     _check_given(cache, dynamic)  # a bad value is an error now, not after the first passes
-    static_valid = run_pass(model, splits["valid"], bptt).loss()
-    results = {"static": _entry({}, [], [], static_valid, run_pass(model, splits["test"], bptt))}
+    static_valid = run_pass(model, splits["valid"], bptt, progress=_bar(progress, "static: valid")).loss()
+    static_test = run_pass(model, splits["test"], bptt, progress=_bar(progress, "static: test"))
+    results = {"static": _entry({}, [], [], static_valid, static_test)}
     log(f"static: test ppl {results['static']['test_ppl']:.2f}")
     chosen_cache = rms = chosen_dynamic = None
     if {"cache", "both"} & set(methods):
-        chosen_cache, rows = tune_cache(model, splits["valid"], bptt, cache, values)
+        chosen_cache, rows = tune_cache(model, splits["valid"], bptt, cache, values, progress)
         tuned = [n for n in ("window", "theta", "lambda") if cache.get(n) is None]
         valid = min(r["valid_ppl"] for r in rows)
-        paired = _static_seconds(model, splits["test"], bptt)
-        test = run_pass(model, splits["test"], bptt, cache=(chosen_cache.window, chosen_cache.theta))
+        paired = _static_seconds(model, splits["test"], bptt, progress)
+        window_theta = (chosen_cache.window, chosen_cache.theta)
+        test = run_pass(model, splits["test"], bptt, cache=window_theta, progress=_bar(progress, "cache: test"))
         results["cache"] = _entry(chosen_cache.to_dict(), tuned, rows, 0.0, test, chosen_cache.lam, paired)
         results["cache"]["valid_ppl"] = valid
     if {"dynamic", "both"} & set(methods):
         segment = dynamic.get("segment") or DynamicSettings.segment
-        rms, setup = _timed(lambda: gradient_rms(model, splits["train"], segment, STAT_TOKENS))
+        rms, setup = _timed(lambda: gradient_rms(model, splits["train"], segment, STAT_TOKENS, progress))
         scale = lr_row_scale(splits["valid"].size(0), splits["train"].size(0))
         scaled = {**values, "lr": tuple(lr * scale for lr in values["lr"])}
-        chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, scaled)
+        chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, scaled, progress)
         tuned = [n for n in ("lr", "decay") if dynamic.get(n) is None]
-        paired = _static_seconds(model, splits["test"], bptt)
+        paired = _static_seconds(model, splits["test"], bptt, progress)
         with adapting(model, rms, chosen_dynamic) as updater:
-            test = run_pass(model, splits["test"], chosen_dynamic.segment, updater=updater)
+            bar = _bar(progress, "dynamic: test")
+            test = run_pass(model, splits["test"], chosen_dynamic.segment, updater=updater, progress=bar)
         results["dynamic"] = _entry(chosen_dynamic.to_dict(), tuned, rows, 0.0, test, static_seconds=paired)
         results["dynamic"].update(valid_ppl=min(r["valid_ppl"] for r in rows), setup_seconds=setup, lr_row_scale=scale)
     if "both" in methods:
-        results["both"] = _tune_both(model, splits, bptt, rms, chosen_dynamic, chosen_cache, cache, values)
+        results["both"] = _tune_both(model, splits, bptt, rms, chosen_dynamic, chosen_cache, cache, values, progress)
     for name, entry in results.items():
         if name != "static":
             log(f"{name}: valid ppl {entry['valid_ppl']:.2f}, test ppl {entry['test_ppl']:.2f}, {entry['settings']}")
     return {name: results[name] for name in ("static", *[m for m in METHODS if m in methods and m != "static"])}
 
 
-def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values) -> dict:
+def _tune_both(
+    model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values, progress=False
+) -> dict:
     """Dynamic evaluation feeding the cache: each method's settings kept, lambda re-tuned on valid."""
-    scored = _both_pass(model, splits["valid"], rms, dynamic, cache)
+    scored = _both_pass(model, splits["valid"], rms, dynamic, cache, _bar(progress, "both: valid"))
     rows = [{"lambda": c["lambda"], "valid_ppl": perplexity(scored.loss(c["lambda"]))}
             for c in _candidates(fixed, values, ("lambda",))]  # fmt: skip
     best = min(rows, key=lambda r: r["valid_ppl"])
-    paired = _static_seconds(model, splits["test"], bptt)
-    test = _both_pass(model, splits["test"], rms, dynamic, cache)
+    paired = _static_seconds(model, splits["test"], bptt, progress)
+    test = _both_pass(model, splits["test"], rms, dynamic, cache, _bar(progress, "both: test"))
     settings = {"cache": {**cache.to_dict(), "lambda": best["lambda"]}, "dynamic": dynamic.to_dict()}
     tuned = ["lambda"] if fixed.get("lambda") is None else []
     entry = _entry(settings, tuned, rows, 0.0, test, best["lambda"], paired)
@@ -179,9 +188,14 @@ def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheS
     return entry
 
 
-def _static_seconds(model, test, bptt: int) -> float:
+def _static_seconds(model, test, bptt: int, progress=False) -> float:
     """A static pass over test timed right before a method's, so a shared machine's load hits both alike."""
-    return run_pass(model, test, bptt).seconds
+    return run_pass(model, test, bptt, progress=_bar(progress, "static: test (timing)")).seconds
+
+
+def _bar(progress: bool, name: str) -> str | None:
+    """A pass's progress bar name when bars are on."""
+    return name if progress else None
 
 
 def _check_given(cache: dict, dynamic: dict) -> None:

@@ -18,6 +18,7 @@ import math
 import os
 
 import torch
+from tqdm.auto import tqdm
 
 from lmlib.data.batching import batch_splits, fixed_windows, get_batch
 from lmlib.errors import LMError
@@ -27,26 +28,42 @@ from lmlib.training.device import autocast
 
 @torch.inference_mode()
 def evaluate_loss(
-    model: LanguageModel, data: torch.Tensor, bptt: int, precision: str = "fp32", reduction: str = "mean"
+    model: LanguageModel,
+    data: torch.Tensor,
+    bptt: int,
+    precision: str = "fp32",
+    reduction: str = "mean",
+    progress: str | None = None,
 ) -> float:
-    """Mean cross-entropy per token (nats) over batchified `data` (B, columns)."""
+    """Mean cross-entropy per token (nats) over batchified `data` (B, columns); `progress` names a bar (None: none)."""
     was_training = model.training
     model.eval()
     device = data.device
     hidden = model.init_hidden(data.size(0), device)
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per window
     count = 0
-    for start, length in fixed_windows(data.size(1), bptt):
-        x, y = get_batch(data, start, length)
-        with autocast(device, precision):
-            out = model(x, hidden, targets=y, reduction="sum")
-        hidden = out.hidden
-        total += out.nll.double()
-        count += y.numel()
+    with progress_bar(data, progress) as bar:
+        for start, length in fixed_windows(data.size(1), bptt):
+            x, y = get_batch(data, start, length)
+            with autocast(device, precision):
+                out = model(x, hidden, targets=y, reduction="sum")
+            hidden = out.hidden
+            total += out.nll.double()
+            count += y.numel()
+            bar.update(y.numel())
     model.train(was_training)
     if reduction == "original":
         return total.item() / (data.size(0) * data.size(1))
     return total.item() / count
+
+
+def progress_bar(data: torch.Tensor, name: str | None):
+    """A passing tqdm.auto bar (it goes when done) over the tokens of a pass over batchified `data` (B, columns),
+    named `name`; None: no bar."""
+    total = data.size(0) * max(data.size(1) - 1, 0)
+    return tqdm(
+        total=total, desc=name, unit="tok", unit_scale=True, leave=False, disable=name is None, dynamic_ncols=True
+    )
 
 
 def perplexity(loss: float) -> float:
@@ -54,8 +71,10 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
 
 
-def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: str = "auto") -> dict:
-    """Perplexity of a saved run's best weights on the named splits of its own corpus."""
+def evaluate_run(
+    run_dir: str | os.PathLike, splits=("valid", "test"), device: str = "auto", progress: bool = True
+) -> dict:
+    """Perplexity of a saved run's best weights on the named splits of its own corpus (a progress bar per split)."""
     from lmlib.data.corpus import load_corpus
     from lmlib.data.splits import prepare
     from lmlib.training.runs import load_model, read_config
@@ -69,7 +88,7 @@ def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: s
     batched = batch_splits(prepared, config.data, config.train, device, splits)
     result = {}
     for split in splits:
-        loss = evaluate_loss(model, batched[split], config.train.bptt)
+        loss = evaluate_loss(model, batched[split], config.train.bptt, progress=split if progress else None)
         result[f"{split}_loss"] = loss
         result[f"{split}_ppl"] = perplexity(loss)
     return result
