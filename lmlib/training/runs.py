@@ -10,6 +10,7 @@
       last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
       metrics.csv        one row per epoch (METRIC_COLUMNS), appended as it happens
       results.json       the final numbers (RESULT_KEYS), written when training ends
+      tensorboard/       TensorBoard's event files, with logger tensorboard (lmlib.training.tracking)
 
 Runs written before the names were unified still load: flat config.json with a "data"
 block and 0 where "not set" is now none (lmlib.config_upgrade), metrics.csv with
