@@ -72,12 +72,12 @@ def gradient_rms(
     from tqdm.auto import tqdm
 
     bar = tqdm(
-        total=min(max_tokens, train.numel()),
+        total=min(max_tokens, train.size(0) * (train.size(1) - 1)),  # what the windows below score, at most
         desc="dynamic: gradient statistics",
         unit="tok",
         unit_scale=True,
         leave=False,
-        disable=not progress,
+        disable=None if progress else True,  # on terminals and in notebooks, as training.evaluate.progress_bar
     )
     params = trainable(model)
     squares = [torch.zeros_like(p) for p in params]

@@ -59,10 +59,11 @@ def evaluate_loss(
 
 def progress_bar(data: torch.Tensor, name: str | None):
     """A passing tqdm.auto bar (it goes when done) over the tokens of a pass over batchified `data` (B, columns),
-    named `name`; None: no bar."""
+    named `name`; None: no bar. Shown in notebooks and on terminals, not into a pipe or a log file (tqdm's
+    disable=None), where a bar that erases itself is only noise, and the one line of an error stays one line."""
     total = data.size(0) * max(data.size(1) - 1, 0)
     return tqdm(
-        total=total, desc=name, unit="tok", unit_scale=True, leave=False, disable=name is None, dynamic_ncols=True
+        total=total, desc=name, unit="tok", unit_scale=True, leave=False, disable=True if name is None else None
     )
 
 
