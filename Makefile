@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed-stamp
 # The exact versions the committed report was built with (torch aside: it is installed first, above).
 LOCK   := constraints.txt
-EXTRAS := notebooks,lab,web,test,data,sweep,postgres,hub
+EXTRAS := notebooks,lab,web,test,data,sweep,tensorboard,postgres,hub
 # pytest workers: one per core of a 2-core CI box (each test file stays on one worker, in order)
 TEST_WORKERS ?= 2
 

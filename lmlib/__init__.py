@@ -13,7 +13,8 @@ this list (tests/test_architecture.py checks it), and nothing heavy runs at impo
     training/   device, checkpoint, weights (do saved weights fit a config), runs (run directories),
                 exported (the folder `lmlib export` writes, as read back),
                 ownership (one writer per run directory), evaluate, optim (UpdateRule),
-                session (a run's live objects, checkpoint and resume), loop (train)
+                session (a run's live objects, checkpoint and resume), loop (train), tracking
+                (progress bars, TensorBoard), distributed (the steps processes share under torchrun)
     evaluation/ test-time methods: cache (the continuous cache pointer), dynamic (dynamic evaluation),
                 score (the one scoring pass), tuning (settings chosen on valid only), records (test_time.json)
     generate    sampling from a model (Generator.from_pretrained: the one way to load one)
@@ -27,6 +28,17 @@ this list (tests/test_architecture.py checks it), and nothing heavy runs at impo
     apps/       panel (ipywidgets), colab (set-up on Colab), web/ (the Flask app: request, guard, admission,
                 stream, server, app, and its static page)
     cli/        `python -m lmlib COMMAND`, one module per command
+
+How the code reads, the main flow in order (docs/training.md says more):
+
+    corpus           data/corpus.load_corpus
+    prepared splits  data/splits.prepare (vocabulary: data/vocab)
+    batches          data/batching.batch_splits, then windows of bptt tokens
+    session          training/session.open_session: model/build.build_model, training/optim.UpdateRule
+    training loop    training/loop.train: each window through UpdateRule.step -> the model's forward
+    checkpoint       training/session.save_checkpoint (training/checkpoint: safetensors + a JSON header)
+    results          training/loop._finish -> results.json (training/runs)
+    report           report/pipeline.run_pipeline (python -m lmlib report)
 
 Import what you need, e.g. `from lmlib.data.corpus import load_corpus`.
 """

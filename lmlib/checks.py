@@ -35,7 +35,7 @@ def check_int(name: str, value, minimum: int, maximum: int | None = None, option
         return
     if not_int(value) or value < minimum or (maximum is not None and value > maximum):
         bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise LMError(f"{name} must be a whole number {bound}{' (or none)' if optional else ''}, got {value!r}")
+        raise LMError(f"{name} must be a whole number {bound}{_or_none(optional, value)}")
 
 
 def check_number(name, value, low, high=None, low_open=False, high_open=False, optional=False) -> None:
@@ -48,4 +48,13 @@ def check_number(name, value, low, high=None, low_open=False, high_open=False, o
     if not ok:
         upper = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
         interval = f"{'(' if low_open else '['}{low:g}, {upper}"
-        raise LMError(f"{name} must be a finite number in {interval}{' (or none)' if optional else ''}, got {value!r}")
+        raise LMError(f"{name} must be a finite number in {interval}{_or_none(optional, value)}")
+
+
+def _or_none(optional: bool, value) -> str:
+    """The end of a range error: where "not set" is allowed, how it is spelled (none; never 0, which is a value)."""
+    if not optional:
+        return f", got {value!r}"
+    if value == 0 and not isinstance(value, bool):
+        return f" (or none), got {value!r}: to leave it unset write none, not 0"
+    return f" (or none), got {value!r}"

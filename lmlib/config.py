@@ -4,25 +4,28 @@
       data     DataConfig      which corpus, split protocol, vocabulary cut, subset
       model    ModelConfig     what the model (LSTM or Transformer, `arch`) builds (the only part the model receives)
       train    TrainConfig     optimiser, schedule, batches, budgets, seed
-      runtime  RuntimeConfig   device, precision, checkpoint interval: where and how, not what
+      runtime  RuntimeConfig   device, precision, checkpoint interval, logger: where and how, not what
 
 The defaults are the original study's recipe. Field names are unique across the four, so
 one flat spelling, `hid_dim=512`, means the same in CLI flags (`--hid-dim`, `--set`),
 params/*.yaml, the notebooks' parameters and `RunConfig.replace`; config.json stores the
 nested form. "Not set" is always None (no budget, no clipping, no early stopping, ...).
-Old flat config.json files, where 0 meant "not set", still load (`RunConfig.from_dict`).
+Each field carries its one-line help (`setting(default, help, choices)`): `train --help`,
+`--print-config` and docs/configuration.md are all built from it. Run directories written by
+older versions, where 0 meant "not set", are upgraded where they are read
+(lmlib.training.runs.read_config), not here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lmlib.checks import check_bool, check_choice, check_int, check_number, check_text, not_int
-from lmlib.config_upgrade import upgrade_old_spellings
 from lmlib.errors import LMError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "ntasgd")
@@ -32,25 +35,37 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "mixed", "fp32", "fp16", "bf16")
 PROTOCOLS = ("original", "train-vocab", "by-book", "given")
 ARCHS = ("lstm", "transformer")
+LOGGERS = ("tensorboard",)
 # What only the LSTM has: set on a Transformer they would be silently unused, so they are an error.
 LSTM_ONLY = ("weight_drop", "alpha", "beta")
 # Absurd sizes (a typo, a doctored config.json) stop here, not in the allocator; generous: presets have <= 44M.
 MAX_PARAMETERS, MAX_LAYERS = 2**31, 100
 
 
+def setting(default, help: str, choices: tuple[str, ...] | None = None):
+    """A config field with its one-line help (and its choices): what `train --help`, `--print-config` and
+    docs/configuration.md show, written once here."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The corpus and how it becomes a vocabulary and three splits."""
 
-    corpus: str = "austen"  # "austen" (embedded), "hpd" (your books), or a path
-    protocol: str | None = None  # None: "original" for raw text, "given" for pre-split folders
-    min_freq: int | None = None  # None: 3 (original), 1 (given)
-    subset_tokens: int | None = None  # keep only the first N tokens of each split (smoke tests)
+    corpus: str = setting("austen", "the text: austen (embedded), hpd (your Harry Potter books), or a file or folder")
+    protocol: str | None = setting(
+        None,
+        "how to split and build the vocabulary; none: original for raw text, given for pre-split folders",
+        PROTOCOLS,
+    )
+    min_freq: int | None = setting(
+        None, "keep words seen at least N times, the rest are <unk>; none: 3 (original), 1 (given)"
+    )
+    subset_tokens: int | None = setting(None, "keep only the first N tokens of each split (smoke tests); none: all")
 
     def __post_init__(self):
         check_text("corpus", self.corpus)
-        if self.protocol is not None:
-            check_choice("protocol", self.protocol, PROTOCOLS)
+        check_choices(self)
         check_int("min_freq", self.min_freq, minimum=1, optional=True)
         check_int("subset_tokens", self.subset_tokens, minimum=1, optional=True)
 
@@ -60,27 +75,31 @@ class ModelConfig:
     """What the network is (Merity et al. 2017). arch="transformer" (lmlib.model.transformer) reads the same
     fields where they mean the same: emb_dim = d_model, hid_dim = feed-forward width; `init` is ignored."""
 
-    arch: str = "lstm"  # "lstm" (the original) or "transformer" (decoder-only, GPT-2 style)
-    emb_dim: int = 1024
-    hid_dim: int = 1024  # LSTM: hidden width; transformer: feed-forward width
-    num_layers: int = 2
-    init: str = "original"  # "original": the study's; "awd": U(-0.1, 0.1) embedding; "uniform": all U(-0.1, 0.1)
-    dropout_input: float = 0.65  # on the embedding output
-    dropout_hidden: float = 0.65  # between LSTM layers; transformer: on attention weights and each residual branch
-    dropout_output: float = 0.65  # on the last LSTM layer's output
-    locked_dropout: bool = False  # one mask per sequence, shared across time steps (§4.2)
-    dropout_embedding: float = 0.0  # drop whole words from the embedding matrix (§4.3)
-    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights (§4.1)
-    tie_weights: bool = False  # decoder shares the embedding matrix (§4.5)
-    alpha: float = 0.0  # activation regularisation, AR (§4.6)
-    beta: float = 0.0  # temporal activation regularisation, TAR (§4.6)
-    adaptive_softmax: bool = False  # nn.AdaptiveLogSoftmaxWithLoss over frequency-sorted words
-    cutoffs: tuple[int, ...] | None = None  # adaptive softmax cut-offs; None = automatic
-    n_heads: int = 4  # transformer: attention heads (emb_dim must divide by it); unused by the LSTM
-    context: int = 64  # transformer: previous tokens carried as attention context; unused by the LSTM
+    arch: str = setting("lstm", "lstm (the original) or transformer (decoder-only, GPT-2 style)", ARCHS)
+    emb_dim: int = setting(1024, "embedding width (a Transformer's d_model)")
+    hid_dim: int = setting(1024, "LSTM hidden width; a Transformer's feed-forward width")
+    num_layers: int = setting(2, "LSTM layers, or Transformer blocks")
+    init: str = setting(
+        "original", "original: the study's; awd: U(-0.1, 0.1) embedding; uniform: all U(-0.1, 0.1)", INITS
+    )
+    dropout_input: float = setting(0.65, "dropout on the embedding output")
+    dropout_hidden: float = setting(
+        0.65, "dropout between LSTM layers; a Transformer's on attention weights and each residual branch"
+    )
+    dropout_output: float = setting(0.65, "dropout on the last layer's output")
+    locked_dropout: bool = setting(False, "one dropout mask per sequence, shared across time steps (AWD-LSTM §4.2)")
+    dropout_embedding: float = setting(0.0, "drop whole words from the embedding matrix (AWD-LSTM §4.3)")
+    weight_drop: float = setting(0.0, "DropConnect on the LSTM's hidden-to-hidden weights (AWD-LSTM §4.1)")
+    tie_weights: bool = setting(False, "the decoder shares the embedding matrix (Press & Wolf 2017; AWD-LSTM §4.5)")
+    alpha: float = setting(0.0, "activation regularisation, AR (AWD-LSTM §4.6); LSTM only")
+    beta: float = setting(0.0, "temporal activation regularisation, TAR (AWD-LSTM §4.6); LSTM only")
+    adaptive_softmax: bool = setting(False, "an adaptive softmax over frequency-sorted words (Grave et al. 2017)")
+    cutoffs: tuple[int, ...] | None = setting(None, "adaptive softmax cut-offs, e.g. 2000,10000; none: automatic")
+    n_heads: int = setting(4, "Transformer: attention heads (emb_dim must divide by it); unused by the LSTM")
+    context: int = setting(64, "Transformer: previous tokens carried as attention context; unused by the LSTM")
 
     def __post_init__(self):
-        check_choice("arch", self.arch, ARCHS)
+        check_choices(self)
         check_int("n_heads", self.n_heads, minimum=1, maximum=1024)
         check_int("context", self.context, minimum=1, maximum=65536)
         if self.arch == "transformer":
@@ -92,7 +111,6 @@ class ModelConfig:
             sizes = f"emb_dim {self.emb_dim}, hid_dim {self.hid_dim}, num_layers {self.num_layers}: {n:,}"
             what = "Transformer" if self.arch == "transformer" else "LSTM"
             raise LMError(f"{sizes} {what} parameters, over the {MAX_PARAMETERS:,} allowed; choose smaller sizes")
-        check_choice("init", self.init, INITS)
         for name in ("dropout_input", "dropout_hidden", "dropout_output", "dropout_embedding", "weight_drop"):
             check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
         for name in ("locked_dropout", "tie_weights", "adaptive_softmax"):
@@ -103,7 +121,7 @@ class ModelConfig:
             raise LMError("tie_weights and adaptive_softmax cannot be combined: choose one")
         cutoffs = self.cutoffs or ()
         if list(cutoffs) != sorted(set(cutoffs)) or any(not_int(c) or c <= 0 for c in cutoffs):
-            raise LMError(f"cutoffs must be increasing positive integers, got {self.cutoffs}")
+            raise LMError(f"cutoffs must be increasing positive integers (or none: automatic), got {self.cutoffs}")
 
     def _check_transformer(self) -> None:
         if self.emb_dim % self.n_heads:
@@ -133,27 +151,31 @@ def recurrent_parameters(model: ModelConfig) -> int:
 class TrainConfig:
     """How the model is trained: optimiser, learning-rate schedule, batches, budgets, seed."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    eval_batch_size: int | None = None  # None: batch_size (as the original evaluated)
-    bptt: int = 50
-    variable_bptt: bool = False  # AWD-LSTM random sequence lengths (§4.1)
-    clip: float | None = 0.25  # max gradient norm; None: no clipping
-    epochs: int = 50
-    max_minutes: float | None = None  # wall-clock budget for the run; None: none
-    lr_schedule: str = "plateau"  # "plateau": ReduceLROnPlateau (the original); "step": fixed decay; "none"
-    lr_factor: float = 0.5  # what the schedule multiplies the learning rate by
-    lr_patience: int = 0  # plateau: epochs without improvement before a cut (original 0)
-    lr_decay_start: int | None = None  # step: first epoch of lr x lr_factor per epoch (Zaremba et al. 2014)
-    patience: int | None = None  # early stopping after N epochs without improvement; None: off
-    nonmono: int = 5  # NT-ASGD: switch to averaging when valid is worse than N epochs ago (§3)
-    seed: int = 1234
+    optimizer: str = setting("adam", "the optimiser; ntasgd: SGD that switches to averaging (AWD-LSTM §3)", OPTIMIZERS)
+    lr: float = setting(1e-3, "learning rate")
+    weight_decay: float = setting(0.0, "L2 penalty on the weights (decoupled for adamw)")
+    batch_size: int = setting(128, "rows trained side by side (under torchrun the global batch, split by rows)")
+    eval_batch_size: int | None = setting(None, "rows for validation and test; none: batch_size (as the original)")
+    bptt: int = setting(50, "tokens per training window (truncated backpropagation through time)")
+    variable_bptt: bool = setting(False, "random window lengths around bptt (AWD-LSTM §4.1)")
+    clip: float | None = setting(0.25, "maximum gradient norm; none: no clipping")
+    epochs: int = setting(50, "passes over the training split, at most")
+    max_minutes: float | None = setting(None, "wall-clock budget for the run (it stops mid-epoch); none: no budget")
+    lr_schedule: str = setting(
+        "plateau",
+        "plateau: lr x lr_factor when validation stops improving (the original); step: lr x lr_factor "
+        "every epoch from lr_decay_start (Zaremba et al. 2014); none: a constant lr",
+        LR_SCHEDULES,
+    )
+    lr_factor: float = setting(0.5, "what the schedule multiplies the learning rate by, in (0, 1)")
+    lr_patience: int = setting(0, "plateau: epochs without improvement before a cut (the original: 0)")
+    lr_decay_start: int | None = setting(None, "step: the first epoch of the decay; none with the other schedules")
+    patience: int | None = setting(None, "stop after N epochs without a better validation loss; none: never early")
+    nonmono: int = setting(5, "ntasgd: switch to averaging when validation is worse than N epochs ago (AWD-LSTM §3)")
+    seed: int = setting(1234, "seeds weights, dropout and window lengths: on a CPU a run repeats exactly")
 
     def __post_init__(self):
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choices(self)
         for name in ("batch_size", "bptt", "epochs", "nonmono"):
             check_int(name, getattr(self, name), minimum=1)
         for name in ("eval_batch_size", "patience", "lr_decay_start"):
@@ -176,16 +198,31 @@ class TrainConfig:
 class RuntimeConfig:
     """Where and how a run computes; changing these never changes what it learns, so a run may resume with others."""
 
-    device: str = "auto"  # auto: the GPU when there is one (cuda, then mps), else the CPU
-    precision: str = (
-        "auto"  # auto: mixed on a GPU, fp32 on a CPU; mixed: bf16/fp16 where native (lmlib.training.device)
+    device: str = setting("auto", "auto: the GPU when there is one (cuda, then mps), else the CPU", DEVICES)
+    precision: str = setting(
+        "auto",
+        "auto: mixed on a GPU, fp32 on a CPU; mixed: bf16 or fp16 where native (lmlib.training.device)",
+        PRECISIONS,
     )
-    checkpoint_minutes: float | None = 5.0  # also checkpoint mid-epoch this often; None: at epoch ends only
+    checkpoint_minutes: float | None = setting(5.0, "also checkpoint mid-epoch this often; none: at epoch ends only")
+    logger: str | None = setting(
+        None,
+        "also log per-step loss, learning rate and throughput to <run-dir>/tensorboard (needs the "
+        "tensorboard extra); none: progress bars only",
+        LOGGERS,
+    )
 
     def __post_init__(self):
-        check_choice("device", self.device, DEVICES)
-        check_choice("precision", self.precision, PRECISIONS)
+        check_choices(self)
         check_number("checkpoint_minutes", self.checkpoint_minutes, low=0.0, low_open=True, optional=True)
+
+
+def check_choices(part) -> None:
+    """Each field that lists its choices holds one of them (or None where that is its default: not set)."""
+    for f in fields(part):
+        value, choices = getattr(part, f.name), f.metadata.get("choices")
+        if choices and not (value is None and f.default is None):
+            check_choice(f.name, value, choices)
 
 
 CONCERNS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "runtime": RuntimeConfig}
@@ -219,23 +256,16 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Build from the nested form, or from flat fields (overrides, YAML, old config.json files)."""
-        if not isinstance(data, dict):
-            raise LMError(f"a config must be a mapping of field names to values, got {type(data).__name__}")
-        if set(data) <= set(CONCERNS) and all(isinstance(v, dict) for v in data.values()):
-            flat = {k: v for part in data.values() for k, v in part.items()}
-        else:
-            flat = dict(data)
-        return cls().replace(**flat)
+        """Build from the nested form config.json stores, or from flat field names (overrides, YAML files).
+
+        Today's spellings only: what older versions wrote is upgraded where run files are read
+        (lmlib.training.runs.read_config), never here."""
+        return cls().replace(**flat_fields(data))
 
     def replace(self, **overrides) -> RunConfig:
         """A copy with some fields changed, by their flat names (validated; unknown names are an error)."""
-        unknown = sorted(set(overrides) - set(FIELD_CONCERN))
-        if unknown:
-            raise LMError(
-                f"unknown config field(s) {', '.join(unknown)}: known fields are {', '.join(sorted(FIELD_CONCERN))}"
-            )
-        values = upgrade_old_spellings(overrides)
+        check_known(overrides)
+        values = dict(overrides)
         if isinstance(values.get("cutoffs"), list):
             values["cutoffs"] = tuple(values["cutoffs"])  # JSON and YAML give lists
         parts = {}
@@ -243,6 +273,26 @@ class RunConfig:
             mine = {k: v for k, v in values.items() if FIELD_CONCERN[k] == concern}
             parts[concern] = dataclasses.replace(getattr(self, concern), **mine)
         return RunConfig(**parts)
+
+
+def flat_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """{field: value} from the nested form ({"model": {"hid_dim": ...}, ...}) or the flat one."""
+    if not isinstance(data, dict):
+        raise LMError(f"a config must be a mapping of field names to values, got {type(data).__name__}")
+    if set(data) <= set(CONCERNS) and all(isinstance(v, dict) for v in data.values()):
+        return {k: v for part in data.values() for k, v in part.items()}
+    return dict(data)
+
+
+def check_known(names) -> None:
+    """Unknown field names are an error that suggests the nearest known one (`hidden_dim`: did you mean hid_dim?)."""
+    unknown = [name for name in names if name not in FIELD_CONCERN]
+    if not unknown:
+        return
+    name = unknown[0]
+    close = difflib.get_close_matches(str(name), list(FIELD_CONCERN), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"known fields are {', '.join(sorted(FIELD_CONCERN))}"
+    raise LMError(f"unknown config field {name!r}: {hint}")
 
 
 def differences(base: RunConfig, other: RunConfig, ignore=frozenset()) -> dict[str, tuple[Any, Any]]:
@@ -253,8 +303,7 @@ def differences(base: RunConfig, other: RunConfig, ignore=frozenset()) -> dict[s
 
 def parse_value(name: str, text: str) -> Any:
     """Parse `text` as the type of field `name` (for --set name=value, CLI flags and sweep spaces)."""
-    if name not in FIELD_CONCERN:
-        raise LMError(f"unknown config field {name!r}: known fields are {', '.join(sorted(FIELD_CONCERN))}")
+    check_known([name])
     kind = _field_type(name)
     optional = type(None) in typing.get_args(kind)
     base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
@@ -298,3 +347,78 @@ def _parse_bool(text: str) -> bool:
 
 def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
+
+
+# -- Describing the fields (train --help, --print-config, docs/configuration.md), from their metadata ---------------
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One config field as the help and the docs show it."""
+
+    name: str
+    concern: str  # data, model, train or runtime
+    default: Any
+    help: str
+    metavar: str  # what the flag takes: N, X, true|false, {a,b}, ... with |none where "not set" is allowed
+
+
+def field_docs() -> list[FieldDoc]:
+    """Every field in declaration order, concern by concern, with its help text and default."""
+    docs = []
+    for concern, cls in CONCERNS.items():
+        for f in fields(cls):
+            docs.append(FieldDoc(f.name, concern, f.default, f.metadata["help"], _metavar(f)))
+    return docs
+
+
+def value_text(value) -> str:
+    """A value as it is typed on the command line (none, true, 0.001, 2000,10000)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def fields_markdown() -> str:
+    """The table of fields in docs/configuration.md (a test checks that the page holds exactly this)."""
+    lines = ["| field | concern | takes | default | what it does |", "|---|---|---|---|---|"]
+    for doc in field_docs():
+        takes, text = doc.metavar.replace("|", " or "), doc.help.replace("<", "&lt;").replace("|", "\\|")
+        lines.append(f"| `{doc.name}` | {doc.concern} | {takes} | `{value_text(doc.default)}` | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def config_yaml(config: RunConfig) -> str:
+    """The config as YAML of flat field names, concern by concern, each field with its help as a comment: what
+    `train --print-config` prints and `train --config FILE` reads back."""
+    import yaml
+
+    values = config.flat()
+    lines = ["# A run configuration (python -m lmlib train --config FILE reads it back; none means not set)."]
+    concern = None
+    for doc in field_docs():
+        if doc.concern != concern:
+            concern = doc.concern
+            lines.append(f"# -- {concern}")
+        value = yaml.safe_dump(values[doc.name], default_flow_style=True).removesuffix("...\n").strip()
+        lines.append(f"{doc.name + ': ' + value:<28} # {doc.help}")
+    return "\n".join(lines) + "\n"
+
+
+def _metavar(f: dataclasses.Field) -> str:
+    kind = _field_type(f.name)
+    optional = type(None) in typing.get_args(kind)
+    base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+    if f.metadata.get("choices"):
+        text = "{" + ",".join(f.metadata["choices"]) + "}"
+    elif typing.get_origin(base) is tuple:
+        text = "N,N,..."
+    else:
+        text = {int: "N", float: "X", bool: "true|false", str: "TEXT"}[base]
+    return text + "|none" if optional else text

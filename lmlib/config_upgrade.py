@@ -1,4 +1,9 @@
-"""Reading what older versions of lmlib wrote into config.json (lmlib.config.RunConfig.from_dict uses it)."""
+"""Reading what older versions of lmlib wrote into config.json.
+
+Only where run files are read from disk (lmlib.training.runs.read_config): a config built
+today (presets, --set, YAML, RunConfig.replace) takes today's spellings, so an explicit 0
+there is the value 0 (an error where it is out of range), never a silent "not set".
+"""
 
 from __future__ import annotations
 

@@ -13,9 +13,10 @@ def add(commands) -> None:
     )  # fmt: skip
     options.add_corpus(parser)
     parser.add_argument(
-        "--prepared-dir", "--out", dest="prepared_dir", default=None,
+        "--prepared-dir", dest="prepared_dir", default=None,
         help="also write the prepared data to this folder (read by notebook 02 and `train`)",
     )  # fmt: skip
+    options.deprecated_alias(parser, "--out", "--prepared-dir")  # the spelling before 0.2, in old scripts
     parser.add_argument(
         "--force", action="store_true",
         help="replace --prepared-dir even when it holds something other than prepared data",

@@ -1,13 +1,32 @@
-"""`train` (or resume) a run."""
+"""`train` (or resume) a run.
+
+A run's configuration is a preset, then `--config FILE.yaml`, then the flags: each config field
+is a flag (`--hid-dim 512`) and `--set hid_dim=512` says the same; `--print-config` shows the
+result. Help text and defaults come from the fields themselves (lmlib.config.field_docs), so
+this module knows no field by name. Building the parser imports no torch: `--help` is fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lmlib.cli import options
 from lmlib.cli.output import json_line, printable
-from lmlib.config import FIELD_CONCERN, RunConfig, parse_value
+from lmlib.config import CONCERNS, RunConfig, check_known, config_yaml, field_docs, parse_value, value_text
 from lmlib.errors import LMError
+
+DEFAULT_PRESET = "cpu"
+CONCERN_TITLES = {
+    "data": "data fields (the corpus, its splits and vocabulary)",
+    "model": "model fields (what the network is)",
+    "train": "train fields (optimiser, schedule, batches, budgets, seed)",
+    "runtime": "runtime fields (where and how it computes, never what it learns: a run may resume with others)",
+}
+USAGE = (
+    "%(prog)s [-h] [--preset NAME] [--config FILE.yaml] [--set FIELD=VALUE] [--FIELD VALUE ...]\n"
+    "       [--print-config] [--run-dir RUN_DIR] [--dry-run] [--restart] [--json] [--samples N]"
+)
 
 
 def add(commands) -> None:
@@ -18,31 +37,68 @@ def add_train(commands) -> None:
     from lmlib.presets import PRESET_NAMES
 
     parser = commands.add_parser(
-        "train", help="train a model (or resume an interrupted run)",
-        description="Train a preset, with any config field overridden; an interrupted run resumes "
-        "from its last checkpoint when the same command is run again.",
+        "train", help="train a model (or resume an interrupted run)", usage=USAGE,
+        description="Train a preset, with any config field changed; an interrupted run resumes from its last "
+        "checkpoint when the same command is run again. The configuration is the preset, then --config, then "
+        "the field flags and --set (later wins); --print-config shows it. Every config field below is a flag "
+        "and also FIELD=VALUE for --set or a FIELD: VALUE line for --config. Defaults are the original study's; "
+        f"a preset changes some (shown for the default preset, {DEFAULT_PRESET}). none means not set.",
     )  # fmt: skip
-    parser.add_argument("--preset", default="cpu", choices=PRESET_NAMES, help="named recipe (default: cpu)")
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES, help=f"named recipe (default: {DEFAULT_PRESET})"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        default=None,
+        help="field: value lines (flat field names, as --print-config prints) over the preset",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change any config field, e.g. --set hid_dim=512 (repeatable)",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved configuration as YAML and exit (train nothing)"
+    )
     options.add_run_dir(parser, "where the run goes (default: runs/<preset>)", required=False)
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override any config field, e.g. --set hid_dim=512 (repeatable)")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="build the model and report its size; do not train")
     parser.add_argument("--restart", action="store_true",
                         help="start over: delete the run's checkpoint, metrics, weights and results first")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
-    parser.add_argument("--samples", type=int, default=1, help="print N generated samples at the end (default 1)")
-    fields = parser.add_argument_group("config fields (each overrides the preset)")
-    for name in FIELD_CONCERN:
-        fields.add_argument("--" + name.replace("_", "-"), dest=f"field_{name}", default=None, help=argparse.SUPPRESS)
-    parser.epilog = "Every config field is also a flag: " + ", ".join("--" + n.replace("_", "-") for n in FIELD_CONCERN)
+    parser.add_argument(
+        "--samples", type=int, default=1, metavar="N", help="print N generated samples at the end (default 1)"
+    )
+    add_field_flags(parser)
     parser.set_defaults(handler=run_train)
 
 
-def config_from_args(args) -> RunConfig:
-    """The preset with --set FIELD=VALUE and --field-name VALUE overrides (the same field names)."""
+def add_field_flags(parser: argparse.ArgumentParser) -> None:
+    """Every config field as a flag, grouped by concern, with its help and default (and the default preset's)."""
     from lmlib.presets import get_preset
 
-    overrides = {}
+    preset = get_preset(DEFAULT_PRESET).flat()
+    groups = {concern: parser.add_argument_group(CONCERN_TITLES[concern]) for concern in CONCERNS}
+    for doc in field_docs():
+        default = f"default {value_text(doc.default)}"
+        if preset[doc.name] != (list(doc.default) if isinstance(doc.default, tuple) else doc.default):
+            default += f"; {DEFAULT_PRESET} preset {value_text(preset[doc.name])}"
+        groups[doc.concern].add_argument(
+            "--" + doc.name.replace("_", "-"),
+            dest=f"field_{doc.name}",
+            default=None,
+            metavar=doc.metavar,
+            help=f"{doc.help} ({default})".replace("%", "%%"),
+        )
+
+
+def config_from_args(args) -> RunConfig:
+    """The preset, then --config FILE, then --set FIELD=VALUE and --field-name VALUE (the same field names)."""
+    from lmlib.presets import get_preset
+
+    overrides = read_config_file(args.config) if args.config else {}
     for item in args.set:
         if "=" not in item:
             raise LMError(f"--set expects FIELD=VALUE, got {item!r}")
@@ -54,8 +110,33 @@ def config_from_args(args) -> RunConfig:
     return get_preset(args.preset, **overrides)
 
 
+def read_config_file(path: str) -> dict:
+    """{field: value} from a YAML file of flat field names; text values are read as --set reads them."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise LMError(f"--config {path} cannot be read ({err.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise LMError(f"--config {path} is not valid YAML in UTF-8 ({str(err).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise LMError(f"--config {path} must hold field: value lines (python -m lmlib train --print-config shows them)")
+    try:
+        check_known(data)
+    except LMError as err:
+        raise LMError(f"--config {path}: {err}") from None
+    # YAML 1.1 reads 1e-3 (no dot) as text: text goes through --set's parser, as typed there
+    return {name: parse_value(name, value) if isinstance(value, str) else value for name, value in data.items()}
+
+
 def run_train(args) -> int:
     config = config_from_args(args)
+    if args.print_config:
+        print(config_yaml(config), end="")
+        return 0
     if args.dry_run:
         return _dry_run(config, args.json)
     from lmlib.training.distributed import current

@@ -70,7 +70,7 @@ def load_prepared(folder: str | os.PathLike) -> Prepared:
     """Read a folder written by `save_prepared`."""
     folder = Path(folder)
     if not (folder / "meta.json").is_file():
-        raise LMError(f"{folder} holds no prepared data: run `python -m lmlib prepare --out {folder}` first")
+        raise LMError(f"{folder} holds no prepared data: run `python -m lmlib prepare --prepared-dir {folder}` first")
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         splits = {s: np.load(folder / f"{s}.npy", allow_pickle=False).astype(np.int64) for s in SPLIT_NAMES}

@@ -65,8 +65,20 @@ def no_cudnn_rnn():
     return torch.backends.cudnn.flags(enabled=False)
 
 
-def gradient_rms(model: torch.nn.Module, train: torch.Tensor, segment: int, max_tokens: int) -> list[torch.Tensor]:
+def gradient_rms(
+    model: torch.nn.Module, train: torch.Tensor, segment: int, max_tokens: int, progress: bool = False
+) -> list[torch.Tensor]:
     """RMS_g: per weight, the root mean square of the mean-loss gradient over training segments (eval mode)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=min(max_tokens, train.size(0) * (train.size(1) - 1)),  # what the windows below score, at most
+        desc="dynamic: gradient statistics",
+        unit="tok",
+        unit_scale=True,
+        leave=False,
+        disable=None if progress else True,  # on terminals and in notebooks, as training.evaluate.progress_bar
+    )
     params = trainable(model)
     squares = [torch.zeros_like(p) for p in params]
     was_training = model.training
@@ -85,6 +97,8 @@ def gradient_rms(model: torch.nn.Module, train: torch.Tensor, segment: int, max_
                     square.add_(grad * grad)
             hidden = detach_state(out.hidden)
             steps, seen = steps + 1, seen + y.numel()
+            bar.update(y.numel())
+    bar.close()
     model.train(was_training)
     return [torch.sqrt(square / max(steps, 1)) for square in squares]
 

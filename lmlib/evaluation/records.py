@@ -74,10 +74,13 @@ def evaluate_run_methods(
     device: str = "auto",
     record: bool = True,
     log: Callable[[str], None] = lambda _: None,
+    progress: bool = True,
 ) -> dict:
-    """Static and each method on a saved run (settings not given tuned on valid); merged into test_time.json."""
+    """Static and each method on a saved run (settings not given tuned on valid); merged into test_time.json.
+
+    `progress` shows a bar for each pass over a split (tqdm.auto), as training does."""
     model, splits, config = load_splits(run_dir, device, need_train=bool({"dynamic", "both"} & set(methods)))
-    results = compare_methods(model, splits, config.train.bptt, methods, cache, dynamic, grid, log)
+    results = compare_methods(model, splits, config.train.bptt, methods, cache, dynamic, grid, log, progress)
     for method in results.values():
         method["grid_name"] = grid  # per method: a later call with another grid merges into the same record
     entry = {

@@ -21,6 +21,7 @@ import torch
 from lmlib.data.batching import fixed_windows, get_batch
 from lmlib.evaluation.cache import CachePointer, mixture_nll
 from lmlib.evaluation.dynamic import DynamicUpdater, detach_state, no_cudnn_rnn
+from lmlib.training.evaluate import progress_bar
 
 
 @dataclass
@@ -55,11 +56,12 @@ def run_pass(
     cache: tuple[int, float] | None = None,
     updater: DynamicUpdater | None = None,
     keep: bool = False,
+    progress: str | None = None,
 ) -> Pass:
     """Score `data` (B, columns) in windows of `window` tokens; cache = (W, theta) or None; updater: dynamic eval.
 
     `keep` keeps each window's features and targets, so `replay_cache` can try other caches
-    on the same (static) model without running it again.
+    on the same (static) model without running it again. `progress` names a progress bar (None: none).
     """
     was_training = model.training
     model.eval()
@@ -67,8 +69,10 @@ def run_pass(
     pointer = CachePointer(*cache) if cache is not None else None
     hidden = model.init_hidden(data.size(0), data.device)
     nlls, p_caches, hases, kept = [], [], [], []
+    bar = progress_bar(data, progress)
     for start, length in fixed_windows(data.size(1), window):
         x, y = get_batch(data, start, length)
+        bar.update(y.numel())
         with torch.set_grad_enabled(updater is not None), no_cudnn_rnn() if updater is not None else nullcontext():
             out = model(x, hidden, targets=y, reduction="none")  # nll (B, T)
         nlls.append(out.nll.detach().float())
@@ -83,6 +87,7 @@ def run_pass(
             hidden = detach_state(out.hidden)
         else:
             hidden = out.hidden
+    bar.close()
     model.train(was_training)
     # (B, T) windows in order, flattened column-window by column-window: the order does not matter for a mean.
     flat = [t.reshape(-1) for t in nlls]

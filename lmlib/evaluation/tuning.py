@@ -78,12 +78,12 @@ def _candidates(fixed: dict, grid: dict, names: tuple[str, ...]) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 
-def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict) -> tuple[CacheSettings, list[dict]]:
+def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict, progress=False) -> tuple[CacheSettings, list[dict]]:
     """The (window, theta, lambda) with the lowest validation loss; one model pass, one cache per (window, theta).
 
     A tuned lambda also tries 0 (no cache: static evaluation), first, so that it wins ties."""
     rows = []
-    static = run_pass(model, valid, bptt, keep=True)  # the model runs once; each cache is replayed on it
+    static = run_pass(model, valid, bptt, keep=True, progress=_bar(progress, "cache: valid"))  # replayed per cache
     lambdas = _candidates(fixed, grid, ("lambda",))
     if fixed.get("lambda") is None:
         lambdas = [{"lambda": 0.0}] + [lam for lam in lambdas if lam["lambda"] != 0]
@@ -96,7 +96,7 @@ def tune_cache(model, valid, bptt: int, fixed: dict, grid: dict) -> tuple[CacheS
 
 
 def tune_dynamic(
-    model, valid, rms, fixed: dict, grid: dict, static_ppl: float | None = None
+    model, valid, rms, fixed: dict, grid: dict, static_ppl: float | None = None, progress=False
 ) -> tuple[DynamicSettings, list[dict]]:
     """The (lr, decay) with the lowest validation loss; the weights are restored after every pass.
 
@@ -109,7 +109,8 @@ def tune_dynamic(
     for combo in _candidates(fixed, grid, ("lr", "decay")):
         settings = DynamicSettings(combo["lr"], combo["decay"], segment)
         with adapting(model, rms, settings) as updater:
-            scored = run_pass(model, valid, segment, updater=updater)
+            bar = _bar(progress, f"dynamic lr {settings.lr:.3g} decay {settings.decay:g}: valid")
+            scored = run_pass(model, valid, segment, updater=updater, progress=bar)
         rows.append({**settings.to_dict(), "valid_ppl": perplexity(scored.loss())})
     best = min(rows, key=_finite_ppl)  # a setting that diverged (inf or NaN) is chosen only if all did
     return DynamicSettings(best["lr"], best["decay"], best["segment"]), rows
@@ -119,9 +120,9 @@ def _finite_ppl(row: dict) -> float:
     return row["valid_ppl"] if math.isfinite(row["valid_ppl"]) else math.inf
 
 
-def _both_pass(model, data, rms, dynamic: DynamicSettings, cache: CacheSettings) -> Pass:
+def _both_pass(model, data, rms, dynamic: DynamicSettings, cache: CacheSettings, progress=None) -> Pass:
     with adapting(model, rms, dynamic) as updater:
-        return run_pass(model, data, dynamic.segment, cache=(cache.window, cache.theta), updater=updater)
+        return run_pass(model, data, dynamic.segment, (cache.window, cache.theta), updater, progress=progress)
 
 
 def _entry(settings, tuned, grid, valid: float, test: Pass, lam: float = 0.0, static_seconds=None) -> dict:
@@ -157,55 +158,68 @@ def compare_methods(
     dynamic: dict | None = None,
     grid: str = "full",
     log: Callable[[str], None] = lambda _: None,
+    progress: bool = False,
 ) -> dict:
-    """{method: entry} for static and each of `methods`; settings not fixed in `cache`/`dynamic` tuned on valid."""
+    """{method: entry} for static and each of `methods`; settings not fixed in `cache`/`dynamic` tuned on valid.
+
+    `progress` shows a bar for each pass (tqdm.auto)."""
     unknown = set(methods) - set(METHODS)
     if unknown or grid not in GRIDS:
         raise LMError(f"methods must be among {', '.join(METHODS)} and grid one of {', '.join(GRIDS)}")
     values, cache, dynamic = GRIDS[grid], dict(cache or {}), dict(dynamic or {})
     _check_given(cache, dynamic)  # a bad value is an error now, not after the first passes
-    static_valid = run_pass(model, splits["valid"], bptt).loss()
-    results = {"static": _entry({}, [], [], static_valid, run_pass(model, splits["test"], bptt)) | {"adapted": False}}
+    static_valid = run_pass(model, splits["valid"], bptt, progress=_bar(progress, "static: valid")).loss()
+    static_test = run_pass(model, splits["test"], bptt, progress=_bar(progress, "static: test"))
+    results = {"static": _entry({}, [], [], static_valid, static_test) | {"adapted": False}}
     static = results["static"]
     log(f"static: test ppl {static['test_ppl']:.2f}")
     chosen_cache = rms = chosen_dynamic = None
     if {"cache", "both"} & set(methods):
-        chosen_cache, rows = tune_cache(model, splits["valid"], bptt, cache, values)
-        results["cache"] = _cache_entry(model, splits["test"], bptt, chosen_cache, cache, rows, static)
+        chosen_cache, rows = tune_cache(model, splits["valid"], bptt, cache, values, progress)
+        results["cache"] = _cache_entry(model, splits["test"], bptt, chosen_cache, cache, rows, static, progress)
     if {"dynamic", "both"} & set(methods):
         segment = dynamic.get("segment") or DynamicSettings.segment
-        rms, setup = _timed(lambda: gradient_rms(model, splits["train"], segment, STAT_TOKENS))
+        rms, setup = _timed(lambda: gradient_rms(model, splits["train"], segment, STAT_TOKENS, progress))
         scale = lr_row_scale(splits["valid"].size(0), splits["train"].size(0))
         scaled = {**values, "lr": tuple(lr * scale for lr in values["lr"])}
-        chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, scaled, static["valid_ppl"])
-        results["dynamic"] = _dynamic_entry(model, splits["test"], bptt, rms, chosen_dynamic, dynamic, rows, static)
+        chosen_dynamic, rows = tune_dynamic(model, splits["valid"], rms, dynamic, scaled, static["valid_ppl"], progress)
+        results["dynamic"] = _dynamic_entry(
+            model, splits["test"], bptt, rms, chosen_dynamic, dynamic, rows, static, progress
+        )
         results["dynamic"].update(setup_seconds=setup, lr_row_scale=scale)
     if "both" in methods:
-        results["both"] = _tune_both(model, splits, bptt, rms, chosen_dynamic, chosen_cache, cache, values, static)
+        both = (chosen_dynamic, chosen_cache, cache, values, static, progress)
+        results["both"] = _tune_both(model, splits, bptt, rms, *both)
     for name, entry in results.items():
         if name != "static":
             log(_summary_line(name, entry, static))
     return {name: results[name] for name in ("static", *[m for m in METHODS if m in methods and m != "static"])}
 
 
-def _cache_entry(model, test_split, bptt, chosen: CacheSettings, fixed: dict, rows: list, static: dict) -> dict:
+def _cache_entry(
+    model, test_split, bptt, chosen: CacheSettings, fixed: dict, rows: list, static: dict, progress=False
+) -> dict:
     tuned = [n for n in ("window", "theta", "lambda") if fixed.get(n) is None]
     if chosen.lam == 0 and "lambda" in tuned:
         return _kept_static(chosen.to_dict(), tuned, rows, static)
-    paired = _static_seconds(model, test_split, bptt)
-    test = run_pass(model, test_split, bptt, cache=(chosen.window, chosen.theta))
+    paired = _static_seconds(model, test_split, bptt, progress)
+    test = run_pass(
+        model, test_split, bptt, cache=(chosen.window, chosen.theta), progress=_bar(progress, "cache: test")
+    )
     entry = _entry(chosen.to_dict(), tuned, rows, 0.0, test, chosen.lam, paired)
     entry["valid_ppl"] = min(r["valid_ppl"] for r in rows)
     return entry
 
 
-def _dynamic_entry(model, test_split, bptt, rms, chosen: DynamicSettings, fixed: dict, rows, static: dict) -> dict:
+def _dynamic_entry(
+    model, test_split, bptt, rms, chosen: DynamicSettings, fixed: dict, rows, static: dict, progress=False
+):
     tuned = [n for n in ("lr", "decay") if fixed.get(n) is None]
     if chosen.lr == 0 and "lr" in tuned:
         return _kept_static(chosen.to_dict(), tuned, rows, static)
-    paired = _static_seconds(model, test_split, bptt)
+    paired = _static_seconds(model, test_split, bptt, progress)
     with adapting(model, rms, chosen) as updater:
-        test = run_pass(model, test_split, chosen.segment, updater=updater)
+        test = run_pass(model, test_split, chosen.segment, updater=updater, progress=_bar(progress, "dynamic: test"))
     entry = _entry(chosen.to_dict(), tuned, rows, 0.0, test, static_seconds=paired)
     entry["valid_ppl"] = min(r["valid_ppl"] for r in rows if r["lr"] == chosen.lr and r["decay"] == chosen.decay)
     return entry
@@ -221,13 +235,15 @@ def _summary_line(name: str, entry: dict, static: dict) -> str:
     )
 
 
-def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values, static) -> dict:
+def _tune_both(
+    model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheSettings, fixed, values, static, progress=False
+) -> dict:
     """Dynamic evaluation feeding the cache: each method's settings kept, lambda re-tuned on valid (0 included:
     dynamic evaluation alone); static is kept when that does not beat it on validation either."""
     lambdas = _candidates(fixed, values, ("lambda",))
     if fixed.get("lambda") is None:
         lambdas = [{"lambda": 0.0}] + [lam for lam in lambdas if lam["lambda"] != 0]
-    scored = _both_pass(model, splits["valid"], rms, dynamic, cache)
+    scored = _both_pass(model, splits["valid"], rms, dynamic, cache, _bar(progress, "both: valid"))
     rows = [{"lambda": c["lambda"], "lr": dynamic.lr, "valid_ppl": perplexity(scored.loss(c["lambda"]))}
             for c in lambdas]  # fmt: skip
     best = min(rows, key=_finite_ppl)
@@ -235,16 +251,21 @@ def _tune_both(model, splits, bptt, rms, dynamic: DynamicSettings, cache: CacheS
     settings = {"cache": {**cache.to_dict(), "lambda": best["lambda"]}, "dynamic": dynamic.to_dict()}
     if tuned and not (_adapts(best) and best["valid_ppl"] < static["valid_ppl"]):
         return _kept_static(settings, tuned, rows, static)
-    paired = _static_seconds(model, splits["test"], bptt)
-    test = _both_pass(model, splits["test"], rms, dynamic, cache)
+    paired = _static_seconds(model, splits["test"], bptt, progress)
+    test = _both_pass(model, splits["test"], rms, dynamic, cache, _bar(progress, "both: test"))
     entry = _entry(settings, tuned, rows, 0.0, test, best["lambda"], paired)
     entry["valid_ppl"] = best["valid_ppl"]
     return entry
 
 
-def _static_seconds(model, test, bptt: int) -> float:
+def _static_seconds(model, test, bptt: int, progress=False) -> float:
     """A static pass over test timed right before a method's, so a shared machine's load hits both alike."""
-    return run_pass(model, test, bptt).seconds
+    return run_pass(model, test, bptt, progress=_bar(progress, "static: test (timing)")).seconds
+
+
+def _bar(progress: bool, name: str) -> str | None:
+    """A pass's progress bar name when bars are on."""
+    return name if progress else None
 
 
 def _check_given(cache: dict, dynamic: dict) -> None:

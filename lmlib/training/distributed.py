@@ -18,9 +18,11 @@ equal length, so the average is the one-process mean over B rows: the same updat
 float rounding.
 
 Who does what:
-- rank 0 alone writes (config, vocabulary, checkpoints, metrics, results); what must be read
-  (a checkpoint to resume, the best weights) rank 0 reads and broadcasts, so the other
-  machines of a multi-node run need no copy of the run directory;
+- rank 0 alone holds, reads and writes the run directory (config, vocabulary, checkpoints,
+  metrics, results) and broadcasts what it read, or the error it met, to the others
+  (`from_main`), so the other machines of a multi-node run need no copy of the run directory,
+  and a refusal (another trainer holds the directory, a full disk) is rank 0's one line while
+  the other ranks exit quietly;
 - validation and test: each rank evaluates its share of the eval rows (uneven shares are
   fine: eval_batch_size need not divide) and the NLL sums and token counts are all-reduced
   in float64. That is N times less work than rank 0 alone (which would also leave the other
@@ -37,7 +39,11 @@ Who does what:
   torch RNG state is saved, and restored when resuming with the same number of ranks. Runs
   with dropout therefore equal a one-process run only in distribution, not bit for bit.
 
-A plain `python -m lmlib train` gets `Single`, whose hooks do nothing: no process group.
+The training code (session.py, loop.py) is written for one process and calls the steps of
+`Single` (hold the run directory, check it, write its files, evaluate, checkpoint...). A plain
+`python -m lmlib train` gets `Single` itself: each step is the one-process step, and there is
+no process group. Under torchrun each process gets a `DataParallel`, which takes the same steps
+across ranks through a few overridden primitives; the rank handling lives here, nowhere else.
 """
 
 from __future__ import annotations
@@ -45,62 +51,135 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 
-from lmlib.errors import LMError
+from lmlib.errors import LMError, ReportedElsewhere
 from lmlib.model.head import Hidden
+from lmlib.training.checkpoint import save_tensors
 from lmlib.training.evaluate import evaluate_loss
+from lmlib.training.ownership import clear_run, own_run_dir
+from lmlib.training.runs import (
+    RunPaths,
+    append_metrics,
+    check_run_dir,
+    finished_results,
+    truncate_metrics,
+    write_results,
+    write_run_files,
+)
+from lmlib.training.tracking import Tracker, open_tracker
+from lmlib.training.weights import check_weights_file
 
 
 class Single:
-    """One process: every hook is the identity; nothing to agree on, nothing to share."""
+    """One process. Each method is a whole step of the run as every process takes it; here each is the
+    one-process step itself (nothing to share, nothing to agree on), and DataParallel overrides the few
+    primitives (`from_main`, `agree`, the sums and gathers) that make the same steps work across ranks."""
 
     rank, world_size, local_rank, is_main = 0, 1, 0, True
 
+    # -- the run directory: rank 0 alone reads and writes it; every rank gets its answers (or errors) ------
+    @contextmanager
+    def own_run_dir(self, paths: RunPaths, restart: bool = False) -> Iterator[None]:
+        """Hold the run directory while training (one writer at a time); `restart` deletes the run's files first."""
+        with ExitStack() as held:
+
+            def hold():
+                held.enter_context(own_run_dir(paths.root))
+                if restart:
+                    clear_run(paths)
+
+            self.from_main(hold)  # another trainer's lock is one LMError, on every rank
+            yield
+
+    def finished_results(self, paths: RunPaths, config) -> dict | None:
+        """results.json when the run already finished with exactly this config (nothing to train), else None."""
+        return self.from_main(finished_results, paths, config)
+
+    def check_run_dir(self, paths: RunPaths, config) -> bool:
+        """Whether the run resumes from its checkpoint (True) or starts (False); an LMError where it may not."""
+        return self.from_main(check_run_dir, paths, config)
+
+    def check_checkpoint(self, paths: RunPaths, vocab_size: int, model_config) -> None:
+        """The checkpoint's shapes against the config and vocabulary, before the model is built."""
+        self.from_main(check_weights_file, paths.last, vocab_size, model_config, "model/")
+
+    def write_run_files(self, paths: RunPaths, config, prepared, run: dict) -> None:
+        """config.json, vocab.json and casing.json of a new run."""
+        self.from_main(write_run_files, paths, config, prepared, run)
+
+    def save_tensors(self, path, tensors: dict[str, torch.Tensor], header: dict) -> None:
+        """Write a checkpoint or the best weights (every rank holds the same weights: rank 0 writes them)."""
+        self.from_main(save_tensors, path, tensors, header)
+
+    def load_tensors(self, read: Callable, *args) -> tuple[dict[str, torch.Tensor], dict]:
+        """What `read(*args)` reads (a checkpoint, the best weights): rank 0 reads, every rank receives."""
+        return self.from_main(read, *args)
+
+    def write_metrics(self, paths: RunPaths, row: dict) -> None:
+        """Append the epoch's row to metrics.csv."""
+        self.from_main(append_metrics, paths, row)
+
+    def drop_metrics_from(self, paths: RunPaths, epoch: int) -> None:
+        """On resume: drop the metrics rows of `epoch` and later, which the run trains again."""
+        self.from_main(truncate_metrics, paths, epoch)
+
+    def write_results(self, paths: RunPaths, results: dict) -> dict:
+        """results.json (completed from metrics.csv); every rank gets what was written."""
+        return self.from_main(write_results, paths, results)
+
+    def ask(self, hook: Callable, *args) -> Any:
+        """The caller's hook (a sweep's pruner, which talks to its storage), asked once; its answer holds for all."""
+        return self.from_main(hook, *args)
+
+    def tracker(self, paths: RunPaths, logger: str | None, step: int, progress: bool) -> Tracker:
+        """Progress bars and TensorBoard, shown by rank 0 only (the others train in silence)."""
+        return open_tracker(paths.root, logger, step, progress) if self.is_main else Tracker()
+
+    # -- setting up: this process's device, seed, rows and model ------------------------------------------
     def device(self, device: torch.device) -> torch.device:
+        """The device this process computes on."""
         return device
 
     def seed_dropout(self, seed: int) -> None:
         """Nothing: one process draws its dropout masks from the run's seed."""
 
     def shard(self, batches: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This process's rows of each batchified split: all of them."""
         return batches
 
     def wrap(self, update, model: torch.nn.Module, config) -> None:
         """Nothing: the update rule calls the model itself."""
 
+    # -- training: decisions, sums and the checkpoint's view of the whole batch --------------------------
     def agree(self, *flags: bool) -> tuple[bool, ...]:
+        """The same decisions (time budget, Ctrl-C, a checkpoint due) on every process."""
         return flags
 
-    def from_main(self, fn: Callable, *args) -> Any:
-        return fn(*args)
-
-    def evaluate(self, model, data: torch.Tensor, bptt: int) -> float:
-        return evaluate_loss(model, data, bptt)
+    def evaluate(self, model, data: torch.Tensor, bptt: int, progress: str | None = None) -> float:
+        """The mean loss per token over every process's rows of `data` (`progress`: a bar's name)."""
+        return evaluate_loss(model, data, bptt, progress=progress)
 
     def epoch_totals(self, state) -> None:
-        """Nothing: the loop's sums are already the whole batch's."""
+        """The epoch's training loss sums over every process's rows (here: already the whole batch's)."""
 
-    def global_state(self, state):
-        return state
+    def whole_batch(self, state, hidden: Hidden | None) -> tuple[Any, Hidden | None, dict[str, torch.Tensor]]:
+        """What a checkpoint stores: the loop state, the whole batch's hidden state and every process's dropout
+        RNG state (here: this process's own, which the checkpoint already holds)."""
+        return state, hidden, {}
 
-    def local_state(self, state):
-        return state
+    def my_share(self, state, hidden: Hidden | None, tensors: dict, header: dict, seed: int):
+        """(loop state, hidden state) of this process from a checkpoint's whole-batch view, its RNG restored."""
+        return state, hidden
 
-    def gather_hidden(self, hidden: Hidden | None) -> Hidden | None:
-        return hidden
-
-    def shard_hidden(self, hidden: Hidden | None) -> Hidden | None:
-        return hidden
-
-    def rng_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def restore_rng(self, tensors: dict, header: dict, seed: int, state) -> None:
-        """Nothing: rng/torch in the checkpoint is this process's own."""
+    # -- the primitive the steps above share --------------------------------------------------------------
+    def from_main(self, fn: Callable, *args) -> Any:
+        """Rank 0 runs fn (reads or writes the run directory, decides); every rank gets its result or LMError."""
+        return fn(*args)
 
 
 class DataParallel(Single):
@@ -155,7 +234,10 @@ class DataParallel(Single):
         return tuple(bool(v) for v in votes.tolist())
 
     def from_main(self, fn: Callable, *args) -> Any:
-        """Rank 0 runs fn (reads a file, decides); every rank gets its result, or its LMError."""
+        """Rank 0 runs fn (reads or writes the run directory, decides); every rank gets its result, or its LMError.
+
+        The other ranks raise that error as ReportedElsewhere: rank 0 prints it, they exit quietly (status 2),
+        instead of each adding its own traceback when rank 0 leaves the process group."""
         box: list = [None]
         if self.is_main:
             try:
@@ -165,7 +247,7 @@ class DataParallel(Single):
         torch.distributed.broadcast_object_list(box, src=0, device=self._cpu)
         result, error = box[0]
         if error is not None:
-            raise LMError(error)
+            raise LMError(error) if self.is_main else ReportedElsewhere(error)
         return result
 
     def _sum(self, values: list[float], device: torch.device) -> list[float]:
@@ -173,10 +255,10 @@ class DataParallel(Single):
         torch.distributed.all_reduce(total)
         return total.tolist()
 
-    def evaluate(self, model, data: torch.Tensor, bptt: int) -> float:
+    def evaluate(self, model, data: torch.Tensor, bptt: int, progress: str | None = None) -> float:
         """The mean NLL over every rank's rows: local sums all-reduced, as one process computes it."""
         count = data.size(0) * (data.size(1) - 1)  # the targets evaluate_loss scores
-        nll = evaluate_loss(model, data, bptt) * count if count else 0.0
+        nll = evaluate_loss(model, data, bptt, progress=progress if self.is_main else None) * count if count else 0.0
         total, tokens = self._sum([nll, float(count)], self._cpu)
         return total / tokens
 
@@ -185,16 +267,22 @@ class DataParallel(Single):
         state.loss_sum, tokens = self._sum([state.loss_sum, float(state.tokens)], self._cpu)
         state.tokens = int(tokens)
 
-    def global_state(self, state):
-        """The loop state as a checkpoint stores it: this epoch's sums over all ranks."""
+    def whole_batch(self, state, hidden: Hidden | None) -> tuple[Any, Hidden | None, dict[str, torch.Tensor]]:
+        """What a checkpoint stores: this epoch's loss sums over all ranks, every rank's rows of the hidden
+        state (so that any number of ranks that divides the batch can resume) and every rank's dropout RNG."""
+        rngs = self._rng_tensors()
+        hidden = self._gather_hidden(hidden)
         loss_sum, tokens = self._sum([state.loss_sum, float(state.tokens)], self._cpu)
-        return dataclasses.replace(state, loss_sum=loss_sum, tokens=int(tokens))
+        return dataclasses.replace(state, loss_sum=loss_sum, tokens=int(tokens)), hidden, rngs
 
-    def local_state(self, state):
-        """Back from a checkpoint: rank 0 carries the epoch's sums so far, the others start at 0."""
-        return state if self.is_main else dataclasses.replace(state, loss_sum=0.0, tokens=0)
+    def my_share(self, state, hidden: Hidden | None, tensors: dict, header: dict, seed: int):
+        """Back from a checkpoint: rank 0 carries the epoch's sums so far (the others start at 0), each rank
+        takes its rows of the hidden state and its own dropout RNG (or a fresh one: see _restore_rng)."""
+        self._restore_rng(tensors, header, seed, state)
+        state = state if self.is_main else dataclasses.replace(state, loss_sum=0.0, tokens=0)
+        return state, self.shard_hidden(hidden)
 
-    def gather_hidden(self, hidden: Hidden | None) -> Hidden | None:
+    def _gather_hidden(self, hidden: Hidden | None) -> Hidden | None:
         """Every rank's rows of the hidden state, concatenated in rank order: the whole batch's."""
         if hidden is None:
             return None
@@ -212,7 +300,7 @@ class DataParallel(Single):
         rows = self._rows(hidden[0][0].size(1))
         return [(h[:, rows].contiguous(), c[:, rows].contiguous()) for h, c in hidden]
 
-    def rng_tensors(self) -> dict[str, torch.Tensor]:
+    def _rng_tensors(self) -> dict[str, torch.Tensor]:
         """Every rank's torch RNG state (rank 0's is also the checkpoint's rng/torch)."""
         mine = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -221,7 +309,7 @@ class DataParallel(Single):
         torch.distributed.all_gather_object(states, mine)
         return {f"rng/rank{r}/{kind}": t for r, s in enumerate(states) for kind, t in s.items()}
 
-    def restore_rng(self, tensors: dict, header: dict, seed: int, state) -> None:
+    def _restore_rng(self, tensors: dict, header: dict, seed: int, state) -> None:
         """This rank's saved dropout RNG when the rank count is the same; a fresh derived seed otherwise."""
         if header.get("ranks") == self.world_size and f"rng/rank{self.rank}/torch" in tensors:
             torch.set_rng_state(tensors[f"rng/rank{self.rank}/torch"])

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from lmlib.data.batching import batch_splits, fixed_windows, get_batch
 from lmlib.data.splits import Prepared
@@ -29,26 +30,43 @@ from lmlib.training.device import autocast
 
 @torch.inference_mode()
 def evaluate_loss(
-    model: LanguageModel, data: torch.Tensor, bptt: int, precision: str = "fp32", reduction: str = "mean"
+    model: LanguageModel,
+    data: torch.Tensor,
+    bptt: int,
+    precision: str = "fp32",
+    reduction: str = "mean",
+    progress: str | None = None,
 ) -> float:
-    """Mean cross-entropy per token (nats) over batchified `data` (B, columns)."""
+    """Mean cross-entropy per token (nats) over batchified `data` (B, columns); `progress` names a bar (None: none)."""
     was_training = model.training
     model.eval()
     device = data.device
     hidden = model.init_hidden(data.size(0), device)
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per window
     count = 0
-    for start, length in fixed_windows(data.size(1), bptt):
-        x, y = get_batch(data, start, length)
-        with autocast(device, precision):
-            out = model(x, hidden, targets=y, reduction="sum")
-        hidden = out.hidden
-        total += out.nll.double()
-        count += y.numel()
+    with progress_bar(data, progress) as bar:
+        for start, length in fixed_windows(data.size(1), bptt):
+            x, y = get_batch(data, start, length)
+            with autocast(device, precision):
+                out = model(x, hidden, targets=y, reduction="sum")
+            hidden = out.hidden
+            total += out.nll.double()
+            count += y.numel()
+            bar.update(y.numel())
     model.train(was_training)
     if reduction == "original":
         return total.item() / (data.size(0) * data.size(1))
     return total.item() / count
+
+
+def progress_bar(data: torch.Tensor, name: str | None):
+    """A passing tqdm.auto bar (it goes when done) over the tokens of a pass over batchified `data` (B, columns),
+    named `name`; None: no bar. Shown in notebooks and on terminals, not into a pipe or a log file (tqdm's
+    disable=None), where a bar that erases itself is only noise, and the one line of an error stays one line."""
+    total = data.size(0) * max(data.size(1) - 1, 0)
+    return tqdm(
+        total=total, desc=name, unit="tok", unit_scale=True, leave=False, disable=True if name is None else None
+    )
 
 
 def perplexity(loss: float) -> float:
@@ -56,8 +74,10 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
 
 
-def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: str = "auto") -> dict:
-    """Perplexity of a saved run's best weights on the named splits of its own corpus."""
+def evaluate_run(
+    run_dir: str | os.PathLike, splits=("valid", "test"), device: str = "auto", progress: bool = True
+) -> dict:
+    """Perplexity of a saved run's best weights on the named splits of its own corpus (a progress bar per split)."""
     from lmlib.training.runs import load_model, read_config
 
     config, info = read_config(run_dir)
@@ -67,7 +87,7 @@ def evaluate_run(run_dir: str | os.PathLike, splits=("valid", "test"), device: s
     batched = batch_splits(prepared, config.data, config.train, device, splits)
     result = {}
     for split in splits:
-        loss = evaluate_loss(model, batched[split], config.train.bptt)
+        loss = evaluate_loss(model, batched[split], config.train.bptt, progress=split if progress else None)
         result[f"{split}_loss"] = loss
         result[f"{split}_ppl"] = perplexity(loss)
     return result

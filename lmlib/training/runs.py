@@ -10,10 +10,13 @@
       last.safetensors   resume checkpoint: weights, optimiser, scheduler, RNG, loop position
       metrics.csv        one row per epoch (METRIC_COLUMNS), appended as it happens
       results.json       the final numbers (RESULT_KEYS), written when training ends
+      tensorboard/       TensorBoard's event files, with logger tensorboard (lmlib.training.tracking)
 
 Runs written before the names were unified still load: flat config.json with a "data"
-block, metrics.csv with `seconds`/`tokens_per_s`/`elapsed_s`, results.json with
-`seconds`/`tokens_per_s`/`device`/`precision` are read under today's names.
+block and 0 where "not set" is now none (lmlib.config_upgrade), metrics.csv with
+`seconds`/`tokens_per_s`/`elapsed_s`, results.json with `seconds`/`tokens_per_s`/`device`/
+`precision` are read under today's names. Old spellings are read here, at the edge, and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ import pandas as pd
 import torch
 
 from lmlib.atomic import write_json, write_text
-from lmlib.config import RunConfig
+from lmlib.config import RESUMABLE, RunConfig, differences, flat_fields
+from lmlib.config_upgrade import upgrade_old_spellings
+from lmlib.data.casing import save_casing
+from lmlib.data.splits import Prepared
 from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 from lmlib.model.build import LanguageModel, build_model
@@ -115,7 +121,7 @@ def read_config(run_dir: str | os.PathLike) -> tuple[RunConfig, dict]:
         raise LMError(f"{run_dir} is not a run directory (no config.json): train one with python -m lmlib train")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        config = RunConfig.from_dict(raw["config"])
+        config = RunConfig.from_dict(upgrade_old_spellings(flat_fields(raw["config"])))
     except (ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON or bad UTF-8
         raise LMError(f"{path} is not a valid config.json ({err})") from None
     except OSError as err:
@@ -127,6 +133,70 @@ def read_config(run_dir: str | os.PathLike) -> tuple[RunConfig, dict]:
         old = dict(raw.get("data", {}))
         run = {_OLD_RESULT_NAMES.get(k, k): v for k, v in old.items()}
     return config, run
+
+
+def write_run_files(paths: RunPaths, config: RunConfig, prepared: Prepared, run: dict) -> None:
+    """What a new run writes first: config.json, vocab.json and casing.json (when the corpus has casing)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_config(paths, config, run)
+    prepared.vocab.save(paths.vocab)
+    if prepared.casing is not None:
+        save_casing(paths.casing, prepared.casing)
+
+
+def check_run_dir(paths: RunPaths, config: RunConfig) -> bool:
+    """Whether training resumes the run in `paths` (True) or starts it (False); an LMError where it may do neither."""
+    resuming = paths.last.is_file()
+    if resuming or paths.config.is_file():
+        check_resumable(paths, config)
+    if not resuming:
+        check_startable(paths)
+    return resuming
+
+
+def check_resumable(paths: RunPaths, config: RunConfig) -> None:
+    """A run directory may only be continued with the config it was started with (budgets and runtime aside)."""
+    saved, _ = read_config(paths.root)
+    changed = differences(saved, config, ignore=RESUMABLE)
+    if changed:
+        raise LMError(
+            f"{paths.root} already holds a run with a different config ({', '.join(changed)}): "
+            "choose another --run-dir, or pass --restart to start over there"
+        )
+
+
+def check_startable(paths: RunPaths) -> None:
+    """Without a checkpoint a run cannot resume: refuse where starting afresh would duplicate or overwrite records.
+
+    Only config.json and vocab.json (a run stopped before its first checkpoint) lose nothing:
+    training is seeded, so starting over gives exactly the run that was interrupted. A run
+    writes its first checkpoint before it trains, so no write that fails later leads here.
+    """
+    recorded = [p.name for p in (paths.metrics, paths.model, paths.results) if p.exists()]
+    if not recorded:
+        return
+    try:
+        epochs = len(read_metric_rows(paths))
+    except LMError:
+        epochs = 0
+    what = f"metrics for {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else " and ".join(recorded)
+    raise LMError(
+        f"{paths.root} has {what} but no checkpoint ({paths.last.name}): it cannot resume; "
+        "delete the folder or pass --restart to start over"
+    )
+
+
+def finished_results(paths: RunPaths, config: RunConfig) -> dict | None:
+    """results.json when the run has already finished with exactly `config` (nothing to train), else None."""
+    finished = read_results(paths.root)
+    return finished if finished is not None and read_config(paths.root)[0] == config else None
+
+
+def read_best_weights(paths: RunPaths) -> tuple[dict[str, torch.Tensor], dict]:
+    """model.safetensors: the best validation epoch's weights and their header."""
+    if not paths.model.is_file():
+        raise LMError(f"{paths.root} has no best weights: training stopped before the first validation")
+    return load_tensors(paths.model)
 
 
 def append_metrics(paths: RunPaths, row: dict) -> None:
@@ -176,6 +246,22 @@ def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     except (ValueError, KeyError, TypeError, OSError) as err:  # pandas' parser errors are ValueErrors
         raise _damaged(path, err) from None
     return metrics
+
+
+def write_results(paths: RunPaths, results: dict) -> dict:
+    """results.json: `results` with what metrics.csv adds (epochs run, the last training perplexity, the mean
+    training tokens/s), in RESULT_KEYS order; returned as written."""
+    metrics = read_metrics(paths.root)
+    last = metrics.iloc[-1] if len(metrics) else None
+    results = {
+        **results,
+        "epochs_run": float(last["epoch"]) if last is not None else 0.0,
+        "train_ppl": float(last["train_ppl"]) if last is not None else None,
+        "train_tokens_per_s": float(metrics["train_tokens_per_s"].mean()) if len(metrics) else None,
+    }
+    results = {key: results[key] for key in RESULT_KEYS}
+    write_json(paths.results, results)
+    return results
 
 
 def read_results(run_dir: str | os.PathLike) -> dict | None:

@@ -290,7 +290,7 @@ def test_the_checkpoint_carries_the_scaler_state_and_resume_restores_it(tmp_path
     run = tmp_path / "fp16"
     train(config, run, progress=False)
     _, header = load_tensors(run / "last.safetensors")
-    assert header["optimization"]["scaler"]["scale"] == 1024.0
+    assert header["update"]["scaler"]["scale"] == 1024.0
     monkeypatch.setattr(fp16_on_the_cpu, "grad_scaler", device_module.grad_scaler)  # a new session starts at 2^16
     resumed = open_session(config.replace(epochs=3), RunPaths(run), None)
     assert resumed.precision == "fp16" and resumed.update.scaler.get_scale() == 1024.0

@@ -131,6 +131,21 @@ def test_a_two_rank_run_stopped_with_ctrl_c_resumes_with_two_ranks_or_one(runs):
         assert read_results(resumed)["test_ppl"] == pytest.approx(read_results(runs["two"])["test_ppl"], rel=1e-5)
 
 
+def test_torchrun_onto_a_run_dir_another_trainer_holds_is_rank_0s_one_line(tmp_path):
+    """Rank 0 finds the lock and says so once; rank 1 gets the same answer and exits quietly (no gloo traceback)."""
+    from lmlib.training.ownership import own_run_dir
+
+    run = tmp_path / "held"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    with own_run_dir(run):  # another trainer: this process
+        done = subprocess.run(torchrun(2, run), capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    log = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert log.count(f"error: {run} is being trained by another process (pid {os.getpid()})") == 1, log[-3000:]
+    assert "[rank1]" not in log and "Connection closed" not in log and "gloo" not in log, log[-3000:]
+    assert not (run / "config.json").exists()
+
+
 def test_the_global_batch_is_split_by_rows_and_must_divide():
     data = torch.arange(8 * 6).view(8, 6)
     second = DataParallel(rank=1, world_size=2, local_rank=1)

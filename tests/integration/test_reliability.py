@@ -272,8 +272,9 @@ def test_a_full_disk_while_saving_weights_is_one_line_and_exit_2(tmp_path, monke
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs resource.RLIMIT_FSIZE")
-def test_a_file_size_limit_in_a_real_process_then_restart(tmp_path):
-    """A real failing write (a 4 MB file-size limit: the 6 MB checkpoint cannot be written), then the reruns."""
+def test_a_file_size_limit_in_a_real_process_then_the_same_command_resumes(tmp_path):
+    """A real failing write (a 4 MB file-size limit: the weights fit, the 6 MB checkpoint with Adam's state does
+    not), after epoch 1's metrics row; then the same command, without the limit, resumes and loses nothing."""
     limit = (
         "-c", "import resource, runpy, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4_000_000, resource.RLIM_INFINITY)); "
@@ -281,14 +282,46 @@ def test_a_file_size_limit_in_a_real_process_then_restart(tmp_path):
     )  # fmt: skip
     run = tmp_path / "run"
     base = ["train", "--preset", "smoke", "--run-dir", run, "--set", "epochs=2", "--samples", "0", "--json"]
-    proc = subprocess.run([sys.executable, *limit, *map(str, base)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, *limit, *map(str, base)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert_one_line_error(proc, "last.safetensors: the file is larger than this system allows")
-    assert (run / "model.safetensors").is_file() and not (run / "last.safetensors").exists()
-    assert_one_line_error(lmlib(*base), "has metrics for 1 epoch but no checkpoint")
-    proc = lmlib(*base, "--restart")
+    assert list(read_metrics(run)["epoch"]) == [1]  # the row came before the checkpoint that failed...
+    assert (run / "last.safetensors").is_file()  # ...and the checkpoint written before training is there
+    proc = lmlib(*base)
     assert proc.returncode == 0, proc.stderr
-    assert list(read_metrics(run)["epoch"]) == [1, 2]
+    assert list(read_metrics(run)["epoch"]) == [1, 2]  # epoch 1 trained again, its row once
+    whole = lmlib(*[str(a).replace(str(run), str(tmp_path / "whole")) for a in base])
+    assert json.loads(proc.stdout)["test_ppl"] == json.loads(whole.stdout)["test_ppl"]
+
+
+def test_a_full_disk_at_any_write_leaves_a_run_the_same_call_resumes(tmp_path, monkeypatch):
+    """The disk fills at the 1st, 2nd, ... write of a run (config, vocabulary, checkpoints, weights, metrics,
+    results): each time the same call afterwards finishes the run exactly as an uninterrupted one."""
+    config = small(checkpoint_minutes=None)
+    real_replace, writes, full_at = os.replace, [], [0]  # the nth write fails (0: none)
+
+    def replace(src, dst):
+        writes.append(Path(dst).name)
+        if len(writes) == full_at[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    whole = train(config, tmp_path / "whole", progress=False)
+    names = list(writes)
+    assert names[:4] == ["config.json", "vocab.json", "casing.json", "last.safetensors"]  # a checkpoint first
+    assert names.index("last.safetensors") < names.index("metrics.csv") and names[-1] == "results.json"
+    timing = ["train_seconds", "train_tokens_per_s", "wall_seconds"]
+    expected = read_metrics(tmp_path / "whole").drop(columns=timing)
+    for n, name in enumerate(names, start=1):
+        run, full_at[0] = tmp_path / f"full-at-{n}", n
+        writes.clear()
+        with pytest.raises(LMError, match=f"cannot write .*{name}: the disk is full"):
+            train(config, run, progress=False)
+        full_at[0] = 0
+        assert train(config, run, progress=False)["test_ppl"] == whole["test_ppl"], name  # the same call again
+        assert read_metrics(run).drop(columns=timing).equals(expected), name
 
 
 def test_stale_temporary_files_are_removed_by_the_next_owner_only(tmp_path):
@@ -338,6 +371,7 @@ def test_a_diverging_run_stops_with_the_epoch_and_saves_nothing_misleading(tmp_p
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
         "casing.json",
         "config.json",
+        "last.safetensors",  # written before training: the run as it started, which --restart replaces
         "vocab.json",
     ]
     proc = lmlib("train", "--preset", "smoke", "--run-dir", tmp_path / "cli", "--set", "optimizer=sgd",

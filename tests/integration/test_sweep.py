@@ -68,7 +68,7 @@ def test_a_space_reads_yaml_numbers_and_builds_trial_configs(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"space": {"hid_dimm": {"int": [1, 2]}}}, r"space.hid_dimm: unknown config field.*known fields are"),
+        ({"space": {"hid_dimm": {"int": [1, 2]}}}, r"space.hid_dimm: unknown config field.*did you mean hid_dim\?"),
         ({"base": {"preset": "smoke", "overrides": {"lrr": 1}}}, r"base: unknown config field.*lrr"),
         ({"space": {"lr": {"float": [0.1, 0.01]}}}, "lower bound 0.1 must be below the upper bound 0.01"),
         ({"space": {"lr": {"float": [0.0, 0.1], "log": True}}}, "log range needs a positive lower bound"),

@@ -72,6 +72,7 @@ def interrupt_after(monkeypatch, steps: int):
 AWD_EVERYTHING = dict(
     variable_bptt=True,
     optimizer="ntasgd",
+    lr_schedule="none",
     lr=5.0,
     locked_dropout=True,
     weight_drop=0.3,
@@ -162,7 +163,7 @@ def test_time_budget_stops_mid_epoch_and_records_a_partial_epoch(tmp_path):
 
 def test_early_stopping_with_patience(tmp_path):
     # a learning rate far too high: validation never improves after the first epoch
-    results = train(small(epochs=20, lr=0.5, patience=2, lr_factor=1.0), tmp_path / "early", progress=False)
+    results = train(small(epochs=20, lr=0.5, patience=2, lr_schedule="none"), tmp_path / "early", progress=False)
     assert results["stopped"] == "early_stopping"
     assert len(read_metrics(tmp_path / "early")) == results["best_epoch"] + 2
 
@@ -172,7 +173,7 @@ def test_ntasgd_switches_when_validation_stops_improving_and_evaluates_the_avera
 
     from lmlib.model.lstm import LSTMLanguageModel
 
-    config = small(optimizer="ntasgd", lr=1.0, nonmono=2)
+    config = small(optimizer="ntasgd", lr_schedule="none", lr=1.0, nonmono=2)
     model = LSTMLanguageModel(30, config.model)
     opt = UpdateRule(config.train, model, torch.device("cpu"), "fp32")
     opt.end_epoch(5.0, [5.0, 4.0, 4.5])  # not worse than the best before the last 2 epochs
@@ -207,7 +208,11 @@ def test_plateau_schedule_halves_the_learning_rate(tmp_path):
 
 def test_adamw_sgd_and_zaremba_decay(tmp_path):
     train(small(optimizer="adamw", weight_decay=0.01, epochs=1), tmp_path / "adamw", progress=False)
-    train(small(optimizer="sgd", lr=1.0, lr_decay_start=2, lr_factor=0.5, epochs=3), tmp_path / "sgd", progress=False)
+    train(
+        small(optimizer="sgd", lr=1.0, lr_schedule="step", lr_decay_start=2, lr_factor=0.5, epochs=3),
+        tmp_path / "sgd",
+        progress=False,
+    )
     assert read_metrics(tmp_path / "sgd")["lr"].tolist() == [1.0, 0.5, 0.25]
 
 

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -51,13 +52,17 @@ def test_every_preset_builds_and_any_field_can_be_overridden():
         (dict(seed=10**30), "seed must be a whole number from 0 to"),
         (dict(hid_dim=True), "hid_dim must be a whole number"),
         (dict(lr_schedule="step"), "lr_decay_start is the first epoch of the step schedule"),
-        (dict(optimizer="ntasgd"), None),  # switching to NT-ASGD turns the schedule off by itself
+        (dict(optimizer="ntasgd"), "set lr_schedule none"),  # no field changes another behind the caller's back
+        (dict(patience=0), "patience must be a whole number >= 1 \\(or none\\), got 0: to leave it unset write none"),
+        (
+            dict(clip=0),
+            "clip must be a finite number in \\(0, inf\\) \\(or none\\), got 0: to leave it unset write none",
+        ),
+        (dict(max_minutes=0.0), "to leave it unset write none, not 0"),
+        (dict(lr_factor=1.0), "lr_factor must be a finite number in \\(0, 1\\)"),  # once "no schedule"; now lr_schedule
     ],
 )
 def test_bad_values_are_clear_errors(overrides, message):
-    if message is None:
-        assert get_preset("smoke", **overrides).train.lr_schedule == "none"
-        return
     with pytest.raises(LMError, match=message):
         get_preset("smoke", **overrides)
 
@@ -85,12 +90,39 @@ def test_one_concern_per_dataclass_and_flat_names_reach_every_field():
     assert c.flat()["hid_dim"] == 64 and len(c.flat()) == sum(len(part) for part in c.to_dict().values())
 
 
-def test_old_flat_config_json_still_loads_with_zero_meaning_not_set():
+def write_old_config(folder, config: dict):
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"config": config}))
+    return folder
+
+
+def test_old_flat_config_json_still_loads_with_zero_meaning_not_set(tmp_path):
+    from lmlib.training.runs import read_config
+
     old = {"emb_dim": 32, "hid_dim": 32, "clip": 0.0, "max_minutes": 0.0, "patience": 0, "subset_tokens": 0,
            "eval_batch_size": 0, "cutoffs": [], "lr_factor": 1.0, "lr_decay_start": 0, "optimizer": "adam"}  # fmt: skip
-    c = RunConfig.from_dict(old)
+    c, _ = read_config(write_old_config(tmp_path / "old", old))
     train = c.train
     assert (train.clip, train.max_minutes, train.patience, train.eval_batch_size) == (None, None, None, None)
     assert (c.data.subset_tokens, c.model.cutoffs, train.lr_schedule) == (None, None, "none")
-    zaremba = RunConfig.from_dict({"lr_decay_start": 5, "lr_factor": 0.5, "optimizer": "sgd"})
+    zaremba, _ = read_config(
+        write_old_config(tmp_path / "zaremba", {"lr_decay_start": 5, "lr_factor": 0.5, "optimizer": "sgd"})
+    )
     assert (zaremba.train.lr_schedule, zaremba.train.lr_decay_start) == ("step", 5)
+    with pytest.raises(LMError, match="to leave it unset write none"):  # today's spelling only, outside run files
+        RunConfig.from_dict(old)
+
+
+def test_an_explicit_zero_is_never_silently_not_set():
+    assert get_preset("cpu").train.patience == 3
+    for name in ("patience", "clip", "max_minutes", "subset_tokens", "eval_batch_size", "checkpoint_minutes"):
+        with pytest.raises(LMError, match=f"^{name} must be .*got 0: to leave it unset write none, not 0$"):
+            get_preset("cpu", **{name: 0})
+        assert get_preset("cpu", **{name: None}).flat()[name] is None
+
+
+def test_unknown_fields_suggest_the_nearest_known_one():
+    with pytest.raises(LMError, match=r"unknown config field 'hidden_dim': did you mean hid_dim\?$"):
+        get_preset("cpu", hidden_dim=64)
+    with pytest.raises(LMError, match="unknown config field 'colour': known fields are adaptive_softmax, alpha"):
+        parse_value("colour", "blue")
