@@ -32,7 +32,7 @@ report: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25  # the slowest tests, so CI shows where the time goes
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

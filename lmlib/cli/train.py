@@ -146,6 +146,9 @@ def run_train(args) -> int:
     results = train(config, run_dir, progress=not args.json, restart=args.restart)
     if not current().is_main:  # under torchrun, rank 0 alone reports (and samples)
         return 0
+    from lmlib.pretrained.card import write_model_card
+
+    write_model_card(run_dir)  # <run>/README.md: the same card `export` ships with the weights
     samples = _samples(run_dir, args.samples)
     if args.json:
         print(json_line({**results, "run_dir": run_dir, "samples": samples}))

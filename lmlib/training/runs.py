@@ -106,7 +106,7 @@ class RunPaths:
 
     def files(self) -> tuple[Path, ...]:
         """Every file a run writes (what starting over deletes)."""
-        return (self.config, self.vocab, self.casing, self.model, self.last, self.metrics, self.results)
+        return (self.config, self.vocab, self.casing, self.model, self.last, self.metrics, self.results, self.card)
 
 
 def write_config(paths: RunPaths, config: RunConfig, run: dict) -> None:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import ROOT
 
 
@@ -31,11 +32,14 @@ def test_train_evaluate_generate_json(tmp_path):
     for key in ("parameters", "best_epoch", "valid_ppl", "test_ppl", "wall_seconds"):
         assert key in trained
     assert json.loads((run / "config.json").read_text())["config"]["model"]["hid_dim"] == 24
-    evaluated = json.loads(lmlib("evaluate", "--run", str(run), "--json").stdout)
+    card = (run / "README.md").read_text()  # the finished run's model card, as `export` writes it
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["library_name"] == "lmlib" and "python -m lmlib train" in card
+    evaluated = json.loads(lmlib("evaluate", "--run-dir", str(run), "--json").stdout)
     assert evaluated["test_ppl"] == pytest.approx(trained["test_ppl"], rel=1e-6)
     assert evaluated["parameters"] == trained["parameters"]
     generated = json.loads(
-        lmlib("generate", "--run", str(run), "--prompt", "She", "--seed", "1", "--max-new-tokens", "7", "--json").stdout
+        lmlib("generate", "--run-dir", str(run), "--prompt", "She", "--seed", "1", "--max-new-tokens", "7", "--json").stdout
     )
     assert set(generated) == {"text", "continuation", "tokens"} and 1 <= len(generated["tokens"]) <= 7
     assert generated["text"] == "She" + generated["continuation"]

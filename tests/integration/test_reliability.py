@@ -576,7 +576,7 @@ def test_generate_prints_no_terminal_escapes_from_a_doctored_vocabulary(tiny_run
     plain = lmlib(*args)
     assert plain.returncode == 0, plain.stderr
     assert not any(c in plain.stdout for c in "\x1b\x07\x9b") and "owned" not in plain.stdout
-    assert plain.stdout.strip().startswith("She")
+    assert plain.stdout.strip().startswith("she ")  # the prompt is echoed as typed, then the continuation
     tokens = json.loads(lmlib(*args, "--json").stdout)["tokens"]  # --json keeps the exact tokens, escaped
     assert any(t.startswith(evil) for t in tokens)
 
@@ -589,18 +589,21 @@ def test_printable_strips_control_sequences_and_keeps_text():
     assert printable("line one\nline\ttwo — “quoted” é") == "line one\nline\ttwo — “quoted” é"
 
 
-@pytest.mark.parametrize("bias", [1e4, float("nan")])
-def test_evaluate_json_is_strict_json_with_null_for_non_finite_numbers(tiny_run, tmp_path, bias):
+def _doctor_bias(run: Path, bias: float) -> None:
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    run = copy_run(tiny_run, tmp_path / "run")
     path = run / "model.safetensors"
     with safe_open(str(path), "pt") as handle:
         metadata = handle.metadata()
     tensors = load_file(path)
-    tensors["decoder.bias"][0] = bias  # every word but <unk> becomes e^-10000 likely (or NaN)
+    tensors["decoder.bias"][0] = bias
     save_file(tensors, path, metadata=metadata)
+
+
+def test_evaluate_json_is_strict_json_with_null_for_non_finite_numbers(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "run")
+    _doctor_bias(run, 1e4)  # every word but <unk> becomes e^-10000 likely: an infinite perplexity
 
     def refuse(constant):
         raise AssertionError(f"{constant} is not JSON")
@@ -608,6 +611,12 @@ def test_evaluate_json_is_strict_json_with_null_for_non_finite_numbers(tiny_run,
     report = json.loads(lmlib("evaluate", "--run-dir", run, "--json").stdout, parse_constant=refuse)
     assert report["valid_ppl"] is None and report["test_ppl"] is None
     assert "valid ppl inf" in lmlib("evaluate", "--run-dir", run).stdout
+
+
+def test_weights_holding_nan_are_a_one_line_error(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "run")
+    _doctor_bias(run, float("nan"))
+    assert_one_line_error(lmlib("evaluate", "--run-dir", run, "--json"), "hold NaN or infinite values (decoder.bias)")
 
 
 def test_every_run_file_follows_the_umask(tiny_run):
