@@ -38,9 +38,8 @@ def test_train_evaluate_generate_json(tmp_path):
     evaluated = json.loads(lmlib("evaluate", "--run-dir", str(run), "--json").stdout)
     assert evaluated["test_ppl"] == pytest.approx(trained["test_ppl"], rel=1e-6)
     assert evaluated["parameters"] == trained["parameters"]
-    generated = json.loads(
-        lmlib("generate", "--run-dir", str(run), "--prompt", "She", "--seed", "1", "--max-new-tokens", "7", "--json").stdout
-    )
+    args = ("--prompt", "She", "--seed", "1", "--max-new-tokens", "7", "--json")
+    generated = json.loads(lmlib("generate", "--run-dir", str(run), *args).stdout)
     assert set(generated) == {"text", "continuation", "tokens"} and 1 <= len(generated["tokens"]) <= 7
     assert generated["text"] == "She" + generated["continuation"]
 
