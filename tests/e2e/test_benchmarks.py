@@ -230,9 +230,56 @@ def test_flop_count_of_the_original_step():
 
 @pytest.mark.parametrize(
     "script",
-    ["throughput", "generation", "time_to_quality", "memory", "gpu_check", "transformer_vs_lstm", "test_time_eval"],
+    [
+        "throughput",
+        "generation",
+        "time_to_quality",
+        "memory",
+        "gpu_check",
+        "transformer_vs_lstm",
+        "test_time_eval",
+        "rebuild_precision",
+    ],
 )
 def test_every_benchmark_documents_its_command(script):
     text = (BENCH / f"{script}.py").read_text()
     assert text.startswith('"""') and ("python benchmarks/" in text or "bash benchmarks/" in text)
     assert script in (BENCH / "README.md").read_text()
+
+
+def _summary(precision: str, cpu: tuple[float, float], dropout: tuple[float, float]) -> dict:
+    runs, arms = [], []
+    for arm, vs, tests in (("cpu", "", cpu), ("plain-dropout", "cpu", dropout)):
+        arms.append(
+            {
+                "arm": arm,
+                "vs": vs,
+                "seeds": 2,
+                "test_mean": sum(tests) / 2,
+                "test_min": min(tests),
+                "test_max": max(tests),
+                "valid_mean": 1.0,
+                "valid_min": 1.0,
+                "valid_max": 1.0,
+                "finished": False,
+            }
+        )
+        runs += [{"arm": arm, "test_ppl": t, "epochs_run": 5, "wall_seconds": 60.0, "resolved_precision": precision}
+                 for t in tests]  # fmt: skip
+    return {"profile": "default", "versions": "test", "arms": arms, "runs": runs}
+
+
+def test_rebuild_precision_script_judges_changes_against_the_seed_ranges(tmp_path):
+    """bf16 before, fp32 after: the cpu arm moves beyond its seed range, plain dropout does not; the
+    conclusion 'plain dropout is worse' holds in both."""
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    before.write_text(json.dumps({"machine": "bf16 box", "summary": _summary("bf16", (120.4, 120.5), (153.0, 153.2))}))
+    after.write_text(json.dumps(_summary("fp32", (123.2, 124.0), (153.1, 153.3))))
+    run_script([sys.executable, "benchmarks/rebuild_precision.py", "--before", str(before), "--after", str(after)],
+               tmp_path)  # fmt: skip
+    payload = load(tmp_path, "rebuild_precision")
+    cpu, dropout = payload["arms"]
+    assert (cpu["precision before"], cpu["precision after"]) == ("bf16", "fp32")
+    assert cpu["change"] == pytest.approx(3.15, abs=0.06)
+    assert "an effect" in cpu["beyond the seed ranges"] and "within noise" in dropout["beyond the seed ranges"]
+    assert payload["conclusions"][0]["outcome"] == "holds"
