@@ -361,7 +361,7 @@ def _tokenize() -> str:
     d = load(f"{RESULTS}/tokenize_speed.json")
     rows = [[r["step"], fixed(r["seconds"], 2), r.get("target") or ""] for r in d["rows"]]
     return table(["step", "seconds", "target"], rows) + (
-        f"\n\n{numbers.count(d['tokens'])} tokens, best of {d['repeat']}; {machine(d['machine'])}."
+        f"\n\n{numbers.count(d['tokens'])} tokens, median of {d['repeat']} runs; {machine(d['machine'])}."
     )
 
 
@@ -378,7 +378,7 @@ def _ptb() -> str:
     ]
     return table(["model", "valid ppl", "test ppl"], rows) + (
         f"\n\nTrained by `{d['command']}`: {r['epochs_run']:g} epochs, {numbers.minutes(r['seconds'])} minutes "
-        f"({d.get('note', '')}); {machine(d['machine'])}."
+        f"({d.get('note', '')}); {machine(d['machine'], threads='')}."
     )
 
 
