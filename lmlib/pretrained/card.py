@@ -78,7 +78,8 @@ def model_card(run_dir: str | os.PathLike, generator, source: str, dtype: str = 
         command=training_command(config, run), config_note=_config_note(dtype),
         data=(corpus["text"] if corpus else f"The corpus `{config.data.corpus}`, split by the "
               f"`{{protocol}}` protocol; its licence is not known to lmlib.").format(protocol=run.get("protocol")),
-        machine=_machine(run, results), temperature=DEFAULT_TEMPERATURE, sample_length=SAMPLE_LENGTH,
+        machine=_machine(run, results) + _notes(Path(run_dir)), temperature=DEFAULT_TEMPERATURE,
+        sample_length=SAMPLE_LENGTH,
         samples=_samples(generator),
     )  # fmt: skip
 
@@ -172,12 +173,20 @@ def _machine(run: dict, results: dict) -> str:
         return "Not trained by lmlib: imported from the original study's weights (`lmlib import-original`)."
     hours = (results.get("wall_seconds") or 0) / 3600
     epochs = results.get("epochs_run")
+    where = run.get("resolved_device") or "an unrecorded device"
+    where = f"{where} ({run['machine']})" if run.get("machine") else where
     return (
-        f"Trained on {run.get('resolved_device') or 'an unrecorded device'} in "
+        f"Trained on {where} in "
         f"{run.get('resolved_precision') or 'fp32'}, torch {run.get('torch', '?')}, lmlib {run.get('lmlib', '?')}: "
         f"{hours:.1f} hours of wall time, {epochs if epochs is not None else '?'} epochs "
         f"(best validation at epoch {results.get('best_epoch', '?')}, stopped: {results.get('stopped', '?')})."
     )
+
+
+def _notes(run_dir: Path) -> str:
+    """What the run's owner wrote in <run>/notes.md (how it was trained beyond its config), quoted under the machine."""
+    path = run_dir / "notes.md"
+    return "\n\n" + path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
 
 def _samples(generator) -> str:

@@ -9,6 +9,7 @@ seed a resumed run ends with exactly the metrics of an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from lmlib.data.splits import Prepared, prepare
 from lmlib.errors import LMError
 from lmlib.model.build import Hidden, LanguageModel, build_model, count_parameters
 from lmlib.training.checkpoint import load_model_tensors, load_tensors, model_tensors, restore_rng, rng_tensors
-from lmlib.training.device import resolve_device, resolve_precision
+from lmlib.training.device import cpu_model, resolve_device, resolve_precision
 from lmlib.training.distributed import Single
 from lmlib.training.optim import UpdateRule
 from lmlib.training.runs import RunPaths, read_best_weights
@@ -109,7 +110,15 @@ def describe_run(prepared: Prepared, model: LanguageModel, device: torch.device,
         "corpus": prepared.corpus, "protocol": prepared.protocol, "min_freq": prepared.min_freq,
         "vocab_size": len(prepared.vocab), "split_tokens": prepared.split_tokens,
         "parameters": count_parameters(model), "torch": torch.__version__, "lmlib": __version__,
+        "machine": describe_machine(device),
     }  # fmt: skip
+
+
+def describe_machine(device: torch.device) -> str:
+    """The processor that trains: the GPU's name, else the CPU's and its cores (for the model card)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def save_checkpoint(session: Session) -> None:
