@@ -13,8 +13,8 @@ executed notebook under RESULTS_MIME, where the tests and the report read it bac
 from __future__ import annotations
 
 import json
+import math
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -23,8 +23,12 @@ from lmlib.config import RunConfig, differences
 from lmlib.errors import LMError
 
 
-def setup() -> Path:
-    """Work from the project root and make figures small, embeddable PNGs; return the root."""
+def setup() -> None:
+    """Work from the project root and make figures small, embeddable PNGs.
+
+    It returns None, so a cell that ends with `nbk.setup()` shows nothing (a returned path would be
+    echoed as `PosixPath('/abs/path')` into every executed notebook and the report).
+    """
     root = paths.checkout_root()
     if root is not None:
         os.chdir(root)
@@ -41,7 +45,6 @@ def setup() -> Path:
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 200)
-    return Path.cwd()
 
 
 def device_report(name: str = "auto") -> str:
@@ -101,6 +104,29 @@ def samples(run_dir, prompt: str, temperatures=(0.7, 1.0), max_new_tokens: int =
         for t in temperatures
     ]
     return pd.DataFrame(rows).set_index("temperature")
+
+
+def budgets_beside(compare_summary: str | os.PathLike, arms: list, runs_root: str | os.PathLike = "runs"):
+    """These arms beside another build's (its summary.json), the shorter budget first; None when there is none.
+
+    The order follows the epochs the builds' runs needed, so the converged report set beside the
+    default one, or the default beside the converged one, both read "short budget → converged".
+    This build is named as the report names it: runs/report-<profile> are the runs of <profile>.
+    """
+    if not compare_summary:
+        return None
+    from lmlib.report.budgets import compare_budgets, from_arms, read_summary
+
+    folder = os.path.basename(os.path.normpath(runs_root))
+    name = folder.removeprefix("report-") if folder.startswith("report-") else "this build"
+    short, long = sorted([read_summary(compare_summary), from_arms(name, arms)], key=_mean_epochs)
+    return compare_budgets(short, long)
+
+
+def _mean_epochs(build) -> float:
+    """The mean over a build's arms of the epochs their seeds ran (0 for a build without any)."""
+    epochs = [a.epochs.mean for a in build.arms.values() if math.isfinite(a.epochs.mean)]
+    return sum(epochs) / len(epochs) if epochs else 0.0
 
 
 def config_table(config: RunConfig) -> pd.DataFrame:
