@@ -1,6 +1,11 @@
 """Colab: what the notebooks' first cell sets up once lmlib is installed, and only on Colab.
 
-    colab_setup(keep_runs_on_drive=True)   # the first cell's last line; elsewhere it does nothing
+    on_colab = colab_setup(keep_runs_on_drive=True)   # the first cell's last line; elsewhere None, nothing done
+
+The first cell itself (the same in every notebook, folded as Colab's form "Set-up") only makes
+lmlib importable: from a clone's notebooks/ it puts that clone first on sys.path; where lmlib is
+missing (Colab) it pip-installs `lmlib[notebooks,sweep] @ git+REPOSITORY` with every package
+already installed as a constraint, so Colab's torch and ipywidgets 7.7.1 are never replaced.
 
 On a Colab runtime (`google.colab` importable) it
   * keeps runs/ in Google Drive when asked (mounts Drive, links ./runs to MyDrive/lmlib/runs):
@@ -25,6 +30,10 @@ from pathlib import Path
 from lmlib import paths
 from lmlib.errors import LMError
 
+# The project's address, the one place it is written in the package. A placeholder: the project has no
+# public address yet. Every notebook's first cell (LMLIB_REPO, which runs before lmlib is installed)
+# and README's Colab badges repeat it; tests/e2e/test_notebooks.py checks that they agree with this.
+REPOSITORY = "https://github.com/OWNER/lmlib"
 DRIVE = Path("/content/drive")  # where Colab mounts Google Drive
 DRIVE_FOLDER = "MyDrive/lmlib"  # lmlib's folder inside the user's Drive
 _CHAPTER = re.compile(r"^(?P<prefix>(?:.*/)?)book_(?P<book>\d+)/chapter_(?P<chapter>\d+)\.txt$")
