@@ -220,11 +220,21 @@ def _shipped_model() -> str:
         [
             "training",
             f"{fixed((results.get('wall_seconds') or 0) / 3600)} hours of wall time on "
-            f"{results.get('resolved_device') or run.get('resolved_device')} in "
+            f"{results.get('resolved_device') or run.get('resolved_device')}"
+            f"{' (' + run['machine'] + ')' if run.get('machine') else ''} in "
             f"{results.get('resolved_precision') or run.get('resolved_precision')}, torch {run.get('torch', '?')}",
         ],
+        ["target", _shipped_target(results["test_ppl"])],
     ]
     return table(["method", "valid ppl", "test ppl"], rows) + "\n\n" + table(["", "the shipped model"], facts)
+
+
+TARGET_TEST_PPL = 110.0  # the project's goal for the shipped model (static test perplexity)
+
+
+def _shipped_target(test_ppl: float) -> str:
+    verdict = "met" if test_ppl <= TARGET_TEST_PPL else f"missed by {numbers.ppl(test_ppl - TARGET_TEST_PPL)}"
+    return f"static test perplexity at most {numbers.ppl(TARGET_TEST_PPL)}: {verdict}"
 
 
 # --- benchmarks --------------------------------------------------------------------------

@@ -36,8 +36,9 @@ def check_in_browser(
 ) -> dict:
     """Open the report in headless Chromium with the network cut off; count what rendered.
 
-    Returns {"widgets": rendered widget views, "images": loaded images, "tables": tables,
-    "remote_requests": URLs the page tried to fetch off this machine, "errors": page errors}.
+    Returns {"widgets": rendered widget views, "images": loaded images, "tables": tables, "height": the
+    page's height in CSS pixels at this width, "remote_requests": URLs the page tried to fetch off this
+    machine, "errors": page errors}.
     """
     from playwright.sync_api import sync_playwright
 
@@ -64,7 +65,8 @@ def check_in_browser(
         counts = page.evaluate("""() => ({
             widgets: document.querySelectorAll('.widget-subarea > *').length,
             images: [...document.images].filter(i => i.complete && i.naturalWidth > 0).length,
-            tables: document.querySelectorAll('table').length})""")
+            tables: document.querySelectorAll('table').length,
+            height: document.documentElement.scrollHeight})""")
         if screenshot:
             page.screenshot(path=str(screenshot), type="png")
         browser.close()

@@ -66,6 +66,7 @@ class Section:
 
     notebook: Path
     title: str | None = None
+    group: str | None = None  # consecutive sections of one group fold under one heading (the training runs)
 
 
 @dataclass
@@ -88,9 +89,35 @@ class RenderedSection:
     body: str
     headings: list[tuple[int, str, str]]  # (level, id, text) of the H2s inside
     widget_state: dict
+    group: str | None = None
 
 
-def render_section(notebook: nbformat.NotebookNode, anchor: str, title: str | None = None) -> RenderedSection:
+@dataclass(frozen=True)
+class Part:
+    """What the page lists: one section, or a group of sections folded under one heading."""
+
+    anchor: str
+    title: str
+    sections: list[RenderedSection]
+    folded: bool  # a group: each section inside a <details>, closed
+
+
+def parts(sections: list[RenderedSection]) -> list[Part]:
+    """Consecutive sections of the same group become one folded part; the others stand alone."""
+    found: list[Part] = []
+    for section in sections:
+        if section.group and found and found[-1].folded and found[-1].title == section.group:
+            found[-1].sections.append(section)
+        elif section.group:
+            found.append(Part(f"{section.anchor}-group", section.group, [section], True))
+        else:
+            found.append(Part(section.anchor, section.title, [section], False))
+    return found
+
+
+def render_section(
+    notebook: nbformat.NotebookNode, anchor: str, title: str | None = None, group: str | None = None
+) -> RenderedSection:
     """HTML of one notebook's cells, its heading ids prefixed with `anchor` so sections never clash."""
     from jinja2 import FileSystemLoader
     from nbconvert import HTMLExporter
@@ -110,7 +137,7 @@ def render_section(notebook: nbformat.NotebookNode, anchor: str, title: str | No
     if h1 and title:
         body = body[: h1.start(1)] + html.escape(title) + body[h1.end(1) :]
     headings = [(2, m.group(1), _text(m.group(2))) for m in re.finditer(r'<h2 id="([^"]+)">(.*?)</h2>', body, re.S)]
-    return RenderedSection(anchor, title or own_title, body, headings, dict(state))
+    return RenderedSection(anchor, title or own_title, body, headings, dict(state), group)
 
 
 def drop_closed_widgets(notebook: nbformat.NotebookNode, state: dict) -> nbformat.NotebookNode:
@@ -135,7 +162,8 @@ def build_report(out_dir: str | Path, page: TitlePage, sections: list[Section]) 
     """Write out_dir/report.html (and out_dir/assets/); return the report's path."""
     out_dir = Path(out_dir)
     rendered = [
-        render_section(nbformat.read(s.notebook, as_version=4), f"s{i}", s.title) for i, s in enumerate(sections, 1)
+        render_section(nbformat.read(s.notebook, as_version=4), f"s{i}", s.title, s.group)
+        for i, s in enumerate(sections, 1)
     ]
     state: dict = {}
     for section in rendered:
@@ -202,7 +230,7 @@ def _page(page: TitlePage, sections: list[RenderedSection], state: dict) -> str:
     blob = json.dumps({"version_major": 2, "version_minor": 0, "state": state}) if state else ""
     return env.get_template("report.html.j2").render(
         page=page,
-        sections=sections,
+        parts=parts(sections),
         figures=figures,
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         widget_state=_script_safe(blob),

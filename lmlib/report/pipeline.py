@@ -68,6 +68,8 @@ class Step:
     parallel: bool = False  # may run at the same time as its neighbours that may too (training runs)
 
 
+TRAINING_GROUP = "Training runs"  # one heading for every run's notebook 02, each folded under it
+
 # Notebook 03's test-time section tunes on a grid per profile: the smoke report only checks
 # that it runs (one cache and one dynamic setting); a real report tunes the cache on the full
 # grid and runs dynamic evaluation once (evaluation.tuning.GRIDS["report"]).
@@ -84,7 +86,7 @@ def plan(
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
     # The corpus as the runs record it (an absolute path): a kernel reads it from any folder.
     data = {"corpus": corpus_reference(profile.corpus), "protocol": profile.protocol, "min_freq": profile.min_freq}
-    steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": str(prepared_dir)}, "data preparation",
+    steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": shown(prepared_dir)}, "data preparation",
                   "1 · Data preparation")]  # fmt: skip
     for i, rep in enumerate(profile.replicates(), 1):
         seed = {"seed": rep.seed} if rep.seed is not None else {}
@@ -92,18 +94,18 @@ def plan(
             "run_name": rep.name, "preset": rep.arm.preset,
             "overrides": {**profile.overrides, **rep.arm.overrides, **seed},
             "max_minutes": profile.max_minutes, "device": profile.device,
-            "prepared_dir": str(prepared_dir), "runs_root": str(runs_root),
+            "prepared_dir": shown(prepared_dir), "runs_root": shown(runs_root),
         }  # fmt: skip
         title = f"2.{i} · Training run “{rep.name}”"
         steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{rep.name}.ipynb", parameters, f"training run {rep.name!r}",
                           title, parallel=True))  # fmt: skip
-    compare = {"runs_root": str(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
-               "prepared_dir": str(prepared_dir),
+    compare = {"runs_root": shown(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
+               "prepared_dir": shown(prepared_dir),
                "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report"),
                "compare_summary": compare_summary(profile, reports_dir)}  # fmt: skip
     steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
-        steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": str(runs_root)}, "generation panel",
+        steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": shown(runs_root)}, "generation panel",
                           "4 · Generation panel"))  # fmt: skip
     if profile.sweep and (Path(notebooks_dir or paths.notebooks_dir()) / SWEEP_NOTEBOOK).is_file():
         steps.append(Step(SWEEP_NOTEBOOK, SWEEP_NOTEBOOK, sweep_parameters(profile, runs_root), "sweep",
@@ -116,15 +118,24 @@ def compare_summary(profile: Profile, reports_dir: Path) -> str:
     if not profile.compare_with:
         return ""
     path = Path(reports_dir) / profile.compare_with / "summary.json"
-    return str(path.resolve()) if path.is_file() else ""
+    return shown(path.resolve()) if path.is_file() else ""
+
+
+def shown(path: Path) -> str:
+    """A path as the notebooks get it: relative to the folder they work in (the checkout's root, or where the
+    report was started) when it lies inside it, so the report shows `runs/report-default`, never the
+    machine's own folders; absolute otherwise (a folder the user chose elsewhere)."""
+    base = (paths.checkout_root() or Path.cwd()).resolve()
+    path = Path(path).resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def sweep_parameters(profile: Profile, runs_root: Path) -> dict:
     """Notebook 05's parameters: the profile's study, stored beside its runs unless it names a storage."""
     sweep = profile.sweep
-    storage = sweep["storage"] or f"sqlite:///{runs_root / 'sweeps.db'}"
+    storage = sweep["storage"] or f"sqlite:///{shown(runs_root / 'sweeps.db')}"
     return {"study": sweep["study"], "space_file": sweep["space"], "trials": sweep["trials"], "storage": storage,
-            "runs_root": str(runs_root / "sweeps")}  # fmt: skip
+            "runs_root": shown(runs_root / "sweeps")}  # fmt: skip
 
 
 def run_pipeline(
@@ -281,7 +292,10 @@ def failed_cell(executed: Path) -> str:
 def render(built: Build, folder: Path) -> Path:
     """The title page from the runs' numbers, then every executed notebook as a section; and summary.json."""
     page = title_page(built)
-    sections = [Section(folder / "notebooks" / step.output, step.title) for step, _ in built.timings]
+    sections = [
+        Section(folder / "notebooks" / step.output, step.title, TRAINING_GROUP if step.parallel else None)
+        for step, _ in built.timings
+    ]
     report = build_report(folder, page, sections)
     write_summary(folder / "summary.json", summary(built))
     return report
@@ -305,7 +319,7 @@ def browser_check(report: Path, screenshot: Path, log, chromium: Path = CHROMIUM
     log(
         f"offline browser check: {seen['widgets']} widget views, {seen['images']} images, {seen['tables']} tables, "
         f"{len(seen['remote_requests'])} remote requests, {len(seen['errors'])} page errors; "
-        f"screenshot {screenshot.name}"
+        f"page height {seen['height']:,} px at 1200 px wide; screenshot {screenshot.name}"
     )
     return seen
 

@@ -100,6 +100,14 @@ def test_a_profile_set_beside_another_build_hands_notebook_03_its_summary_when_i
     assert plan(load_profile("default"), tmp_path, tmp_path, fake_notebooks)[-1].parameters["compare_summary"] == ""
 
 
+def test_folders_inside_the_project_reach_the_notebooks_relative_so_the_report_shows_no_machine_path(fake_notebooks):
+    runs = ROOT / "runs" / "report-x"
+    steps = plan(load_profile("smoke"), runs, runs / "_prepared", fake_notebooks)
+    assert steps[0].parameters["prepared_dir"] == "runs/report-x/_prepared"
+    assert {s.parameters["runs_root"] for s in steps[1:]} == {"runs/report-x"}
+    assert str(ROOT) not in json.dumps([s.parameters for s in steps])
+
+
 def test_plan_runs_05_after_04_with_the_profiles_sweep(tmp_path, fake_notebooks):
     profile = load_profile("smoke")
     write_notebook(fake_notebooks / "05_sweep.ipynb", "print(runs_root)")
@@ -169,6 +177,9 @@ def test_smoke_pipeline_writes_one_report_with_every_section(smoke_report):
         assert "4 · Generation panel" in html
     assert "5 · Hyperparameter sweep" in html and (folder / "notebooks" / "05_sweep.ipynb").is_file()
     assert 'class="toc"' in html and "Best run: <strong>" in html
+    assert html.count("<h1>Training runs</h1>") == 1  # every run's notebook 02 folded under one heading
+    assert html.count('<details class="nb-section"') == len(profile.replicates())
+    assert "PosixPath" not in html and str(ROOT) not in html
     assert re.search(r'<img alt="perplexity curves of every run" src="data:image/png;base64,', html)
     assert html.count("data:image/png;base64,") >= 1 + len(profile.replicates())  # title + each run's curves
     assert (folder / "summary.json").is_file()
@@ -195,7 +206,7 @@ def test_smoke_report_renders_offline_in_chromium(smoke_report):
 
     seen = check_in_browser(smoke_report)
     assert seen["remote_requests"] == [] and seen["errors"] == []
-    assert seen["widgets"] >= 1 and seen["images"] >= 2 and seen["tables"] >= 3
+    assert seen["widgets"] >= 1 and seen["images"] >= 2 and seen["tables"] >= 3 and seen["height"] > 1000
 
 
 def test_closed_widgets_are_dropped_and_heading_ids_are_prefixed_per_section():
