@@ -87,6 +87,32 @@ def test_flask_page_length_slider_stops_at_the_servers_limit(page, generator):
         assert page.locator("#error").is_hidden()
 
 
+def test_flask_page_in_surprise_mode_shows_the_same_readable_text_on_the_shipped_model(page, tmp_path):
+    """The page's first screen as a newcomer meets it (`lmlib serve`: the shipped model): the coloured view
+    reads exactly as the plain one (prompt + continuation), each word carrying its surprise."""
+    from playwright.sync_api import expect
+
+    from lmlib.generate import Generator
+
+    with serving(create_app(Generator.from_pretrained("austen", "cpu"), name="austen")) as url:
+        page.goto(url)
+        expect(page.locator("#model-name")).to_contain_text("Model: austen")
+        page.locator("#prompt").fill("It is a truth universally acknowledged")
+        page.locator("#advanced summary").click()
+        page.locator("#seed").fill("1")
+        generate_on_page(page)
+        expect(page.locator("#info")).to_contain_text("words in")
+        plain = page.locator("#output").inner_text()
+        page.locator("#colour").check()
+        generate_on_page(page)
+        expect(page.locator("#info")).to_contain_text("words in")
+        words = int(re.match(r"(\d+) words", page.locator("#info").inner_text()).group(1))
+        expect(page.locator("#output span.token[title$=' bits']")).to_have_count(words)
+        assert page.locator("#output").inner_text() == plain
+        assert plain.startswith("It is a truth universally acknowledged") and " ," not in plain and " ." not in plain
+        page.locator("main").screenshot(path=str(screenshot_dir(tmp_path) / "web_page_surprise.png"))
+
+
 def test_flask_page_shows_script_prompts_as_text(page, web_server):
     from playwright.sync_api import expect
 
