@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	# install torch only where the environment has none (never replace Colab's or a CUDA build)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -c $(LOCK) -e ".[$(EXTRAS)]"
+	# notebooks enter git without outputs (.gitattributes names the filter; this tells git what it runs)
+	if git rev-parse --git-dir >/dev/null 2>&1; then $(BIN)/nbstripout --install --attributes .gitattributes; fi
 	touch $(STAMP)
 
 report: $(STAMP)

@@ -52,5 +52,5 @@ install_s=$((SECONDS - started - runtime_s))
 
 # 4. The panel tests and every notebook, top to bottom with the smoke parameters, under these versions
 #    (bin/pytest, not python -m pytest, so that the tests import the installed lmlib, not the checkout's).
-"$VENV/bin/pytest" -q -p no:cacheprovider tests/test_panel.py tests/test_notebooks.py tests/test_colab.py
+"$VENV/bin/pytest" -q -p no:cacheprovider tests/integration/test_panel.py tests/e2e/test_notebooks.py tests/e2e/test_colab.py
 echo "colab-env: runtime ${runtime_s} s, lmlib + test tools ${install_s} s, in all $((SECONDS - started)) s"

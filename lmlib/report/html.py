@@ -32,6 +32,7 @@ FIGURE_CAPTION = (
     "every arm, per epoch and against wall-clock time; ★ marks each arm's best mean."
 )
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+RESULTS_MIME = "application/vnd.lmlib.results+json"  # what lmlib.report.notebook.record stores: not shown
 WIDGET_RENDERER = "assets/embed.js"
 # The "Show code" button's handler: the page's one inline script, allowed by its hash.
 TOGGLE_SCRIPT = (
@@ -141,7 +142,7 @@ def render_section(
 
 
 def drop_closed_widgets(notebook: nbformat.NotebookNode, state: dict) -> nbformat.NotebookNode:
-    """Remove outputs showing widgets that were closed before the notebook ended.
+    """Remove outputs showing widgets that were closed before the notebook ended, and results records.
 
     A closed widget (e.g. a progress bar with leave=False) has no saved state, so it would
     render as an empty gap; its text fallback is the bar's first frame, which misleads.
@@ -149,8 +150,13 @@ def drop_closed_widgets(notebook: nbformat.NotebookNode, state: dict) -> nbforma
     notebook = copy.deepcopy(notebook)
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not _closed_widget(o, state)]
+            cell.outputs = [o for o in cell.outputs if _shown(o, state)]
     return notebook
+
+
+def _shown(output, state: dict) -> bool:
+    """Whether an output belongs on the page: not a closed widget, not a results record (data for the tests)."""
+    return not _closed_widget(output, state) and RESULTS_MIME not in output.get("data", {})
 
 
 def _closed_widget(output, state: dict) -> bool:

@@ -21,6 +21,7 @@ import pandas as pd
 from lmlib import paths
 from lmlib.config import RunConfig, differences
 from lmlib.errors import LMError
+from lmlib.report.html import RESULTS_MIME  # one name for the notebooks' records and the report that hides them
 
 
 def setup() -> None:
@@ -63,9 +64,6 @@ def device_report(name: str = "auto") -> str:
         return f"mps: Apple GPU, precision auto = fp32 ({versions})"
     hint = " On Colab choose Runtime → Change runtime type → T4 GPU." if "COLAB_RELEASE_TAG" in os.environ else ""
     return f"cpu: {torch.get_num_threads()} threads, no GPU found, precision auto = fp32 ({versions}).{hint}"
-
-
-RESULTS_MIME = "application/vnd.lmlib.results+json"
 
 
 def record(results: dict) -> None:
