@@ -16,9 +16,15 @@ from lmlib.errors import LMError
 
 # AWD-LSTM's regularisers (Merity et al. 2017, §4) at the strengths the `cpu` preset found best.
 AWD_REGULARISATION = dict(
-    locked_dropout=True, dropout_input=0.25, dropout_hidden=0.2, dropout_output=0.25,
-    dropout_embedding=0.05, weight_drop=0.2, alpha=2.0, beta=1.0,
-)  # fmt: skip
+    locked_dropout=True,
+    dropout_input=0.25,
+    dropout_hidden=0.2,
+    dropout_output=0.25,
+    dropout_embedding=0.05,
+    weight_drop=0.2,
+    alpha=2.0,
+    beta=1.0,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The original study exactly: the RunConfig defaults (emb 1024, hidden 1024, 2 layers,

@@ -101,9 +101,13 @@ class GenerationPanel:
             value=DEFAULT_TEMPERATURE, min=0.1, max=1.5, step=0.05, description="Temperature", **wide
         )
         self.length = w.IntSlider(
-            value=DEFAULT_MAX_NEW_TOKENS, min=10, max=INTERACTIVE_MAX_NEW_TOKENS, step=5, description="Max length",
+            value=DEFAULT_MAX_NEW_TOKENS,
+            min=10,
+            max=INTERACTIVE_MAX_NEW_TOKENS,
+            step=5,
+            description="Max length",
             **wide,
-        )  # fmt: skip
+        )
         self.top_k = w.IntSlider(value=0, min=0, max=100, description="Top-k (0 off)", **wide)
         self.top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="Top-p (1 off)", **wide)
         self.seed = w.IntText(value=0, description="Seed", disabled=True, **wide)
@@ -260,8 +264,10 @@ def runs_or_shipped(runs_root: str | Path = "runs", run_name: str = "") -> list[
         return runs
     from lmlib.pretrained.locate import DEFAULT_MODEL
 
-    print(f"No finished run under {str(runs_root)!r}: using {DEFAULT_MODEL!r}, the model shipped with lmlib.\n"
-          "Train your own with notebook 02, then run this notebook again to pick it.")  # fmt: skip
+    print(
+        f"No finished run under {str(runs_root)!r}: using {DEFAULT_MODEL!r}, the model shipped with lmlib.\n"
+        "Train your own with notebook 02, then run this notebook again to pick it."
+    )
     return [DEFAULT_MODEL]
 
 

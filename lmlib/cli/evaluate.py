@@ -11,12 +11,13 @@ DYNAMIC_FLAGS = {"lr": "dynamic_lr", "decay": "dynamic_decay", "segment": "dynam
 
 def add(commands) -> None:
     parser = commands.add_parser(
-        "evaluate", help="perplexity of a model on valid and test (+ cache, dynamic evaluation)",
+        "evaluate",
+        help="perplexity of a model on valid and test (+ cache, dynamic evaluation)",
         description="Perplexity of a model's weights (a run's best, or --model's): exp(mean cross-entropy per "
         "token) on its own corpus's splits. With --cache and/or --dynamic, also the test-time methods: settings "
         "not given are tuned on the validation split only, then the test split is scored once; for a run the "
         "result is kept in <run>/test_time.json.",
-    )  # fmt: skip
+    )
     options.add_model(parser)
     options.add_device(parser)
     parser.add_argument("--json", action="store_true")
@@ -47,8 +48,12 @@ def run_evaluate(args) -> int:
     _, run = read_config(args.run_dir)
     result = evaluate_run(args.run_dir, device=args.device)
     saved = read_results(args.run_dir) or {}
-    report = {"parameters": run.get("parameters"), "best_epoch": saved.get("best_epoch"),
-              "wall_seconds": saved.get("wall_seconds"), **result}  # fmt: skip
+    report = {
+        "parameters": run.get("parameters"),
+        "best_epoch": saved.get("best_epoch"),
+        "wall_seconds": saved.get("wall_seconds"),
+        **result,
+    }
     if args.json:
         print(json_line(report))  # NaN and infinities (a diverged model) are null: strict JSON
     else:
@@ -81,8 +86,10 @@ def run_methods(args) -> int:
         settings = entry["settings"] or ""
         if not entry.get("adapted", True) and entry.get("grid"):  # tuning kept static: say so, not lr 0 / lambda 0
             settings = f"none (no setting beat static on valid; best {entry['best_adapted_valid_ppl']:.2f})"
-        print(f"{name:<8} {entry['valid_ppl']:9.2f} {entry['test_ppl']:9.2f} {change:+7.1%} "
-              f"{entry['seconds']:8.1f} {entry['cost_ratio']:8.2f}  {settings}")  # fmt: skip
+        print(
+            f"{name:<8} {entry['valid_ppl']:9.2f} {entry['test_ppl']:9.2f} {change:+7.1%} "
+            f"{entry['seconds']:8.1f} {entry['cost_ratio']:8.2f}  {settings}"
+        )
     if record:
         print(f"recorded in {args.run_dir}/{RECORD_NAME}")
     return 0

@@ -19,9 +19,11 @@ def add(commands) -> None:
         "--to", required=True, metavar="DIR", help="the folder to write (an earlier export there is replaced)"
     )
     parser.add_argument(
-        "--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
+        "--dtype",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
         help="how the weights are stored: fp16/bf16 halve the size (default fp32)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 

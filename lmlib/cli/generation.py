@@ -18,9 +18,11 @@ def add(commands) -> None:
     options.add_model(parser)
     parser.add_argument("--prompt", default="", help="text to continue (default: start a new sentence)")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
         help=f"1..{MAX_NEW_TOKENS} (default {DEFAULT_MAX_NEW_TOKENS})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--temperature", type=float, default=DEFAULT_TEMPERATURE, help=f"0 = greedy (default {DEFAULT_TEMPERATURE})"
     )

@@ -20,9 +20,10 @@ def add(commands) -> None:
     parser.add_argument("--config", required=True, help="its config.json (seq_len, batch_size, emb_dim, ...)")
     options.add_run_dir(parser, "the run directory to write, e.g. runs/original-hp")
     parser.add_argument(
-        "--corpus", default=None,
+        "--corpus",
+        default=None,
         help="also measure valid and test perplexity on this corpus (e.g. hpd, the books it was trained on)",
-    )  # fmt: skip
+    )
     options.add_device(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)

@@ -8,19 +8,23 @@ from lmlib.cli.output import json_line, printable
 
 def add(commands) -> None:
     parser = commands.add_parser(
-        "prepare", help="load a corpus, build vocabulary and splits, print statistics",
+        "prepare",
+        help="load a corpus, build vocabulary and splits, print statistics",
         description="Load a corpus, build the vocabulary and splits, and print their statistics.",
-    )  # fmt: skip
+    )
     options.add_corpus(parser)
     parser.add_argument(
-        "--prepared-dir", dest="prepared_dir", default=None,
+        "--prepared-dir",
+        dest="prepared_dir",
+        default=None,
         help="also write the prepared data to this folder (read by notebook 02 and `train`)",
-    )  # fmt: skip
+    )
     options.deprecated_alias(parser, "--out", "--prepared-dir")  # the spelling before 0.2, in old scripts
     parser.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="replace --prepared-dir even when it holds something other than prepared data",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(handler=run)
 

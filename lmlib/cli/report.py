@@ -27,8 +27,12 @@ def run(args) -> int:
     from lmlib.report.pipeline import run_pipeline
 
     path = run_pipeline(
-        args.profile, reports_dir=args.reports_dir, fresh=args.fresh, corpus=args.corpus,
-        protocol=args.protocol, min_freq=args.min_freq,
-    )  # fmt: skip
+        args.profile,
+        reports_dir=args.reports_dir,
+        fresh=args.fresh,
+        corpus=args.corpus,
+        protocol=args.protocol,
+        min_freq=args.min_freq,
+    )
     print(f"report written to {path}")
     return 0

@@ -8,17 +8,21 @@ from lmlib.errors import LMError
 
 def add(commands) -> None:
     parser = commands.add_parser(
-        "serve", help="serve a model on a web page + JSON API (default: the shipped model)",
+        "serve",
+        help="serve a model on a web page + JSON API (default: the shipped model)",
         description="Serve a model on a web page and a JSON API (waitress): --model or --run-dir, "
         "else the model shipped with lmlib.",
-    )  # fmt: skip
+    )
     options.add_model(parser, required=False)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="1..65535 (default 5000)")
     parser.add_argument(
-        "--allow-host", action="append", default=[], metavar="NAME",
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="also answer to this host name, at any port (e.g. a reverse proxy's); repeatable",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--dev", action="store_true", help="Flask's development server instead of waitress (never debug)"
     )

@@ -37,13 +37,15 @@ def add_train(commands) -> None:
     from lmlib.presets import PRESET_NAMES
 
     parser = commands.add_parser(
-        "train", help="train a model (or resume an interrupted run)", usage=USAGE,
+        "train",
+        help="train a model (or resume an interrupted run)",
+        usage=USAGE,
         description="Train a preset, with any config field changed; an interrupted run resumes from its last "
         "checkpoint when the same command is run again. The configuration is the preset, then --config, then "
         "the field flags and --set (later wins); --print-config shows it. Every config field below is a flag "
         "and also FIELD=VALUE for --set or a FIELD: VALUE line for --config. Defaults are the original study's; "
         f"a preset changes some (shown for the default preset, {DEFAULT_PRESET}). none means not set.",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES, help=f"named recipe (default: {DEFAULT_PRESET})"
     )
@@ -65,8 +67,11 @@ def add_train(commands) -> None:
     )
     options.add_run_dir(parser, "where the run goes (default: runs/<preset>)", required=False)
     parser.add_argument("--dry-run", action="store_true", help="build the model and report its size; do not train")
-    parser.add_argument("--restart", action="store_true",
-                        help="start over: delete the run's checkpoint, metrics, weights and results first")  # fmt: skip
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over: delete the run's checkpoint, metrics, weights and results first",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
     parser.add_argument(
         "--samples", type=int, default=1, metavar="N", help="print N generated samples at the end (default 1)"

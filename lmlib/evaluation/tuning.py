@@ -130,18 +130,32 @@ def _entry(settings, tuned, grid, valid: float, test: Pass, lam: float = 0.0, st
     loss = test.loss(lam)
     static_seconds = static_seconds or test.seconds
     return {
-        "settings": settings, "tuned_on_valid": tuned, "grid": grid, "adapted": True,
-        "valid_ppl": perplexity(valid), "test_loss": loss, "test_ppl": perplexity(loss),
-        "seconds": test.seconds, "tokens": test.tokens, "tokens_per_s": test.tokens / max(test.seconds, 1e-9),
-        "static_seconds": static_seconds, "cost_ratio": test.seconds / max(static_seconds, 1e-9),
-    }  # fmt: skip
+        "settings": settings,
+        "tuned_on_valid": tuned,
+        "grid": grid,
+        "adapted": True,
+        "valid_ppl": perplexity(valid),
+        "test_loss": loss,
+        "test_ppl": perplexity(loss),
+        "seconds": test.seconds,
+        "tokens": test.tokens,
+        "tokens_per_s": test.tokens / max(test.seconds, 1e-9),
+        "static_seconds": static_seconds,
+        "cost_ratio": test.seconds / max(static_seconds, 1e-9),
+    }
 
 
 def _kept_static(settings: dict, tuned: list, grid: list, static: dict) -> dict:
     """The entry of a method whose tuning chose no adaptation: static's numbers (no pass is needed), and why."""
     adapted = [r["valid_ppl"] for r in grid if _adapts(r) and math.isfinite(r["valid_ppl"])]
-    return {**static, "settings": settings, "tuned_on_valid": tuned, "grid": grid, "adapted": False,
-            "best_adapted_valid_ppl": min(adapted) if adapted else math.inf}  # fmt: skip
+    return {
+        **static,
+        "settings": settings,
+        "tuned_on_valid": tuned,
+        "grid": grid,
+        "adapted": False,
+        "best_adapted_valid_ppl": min(adapted) if adapted else math.inf,
+    }
 
 
 def _adapts(row: dict) -> bool:
@@ -244,8 +258,9 @@ def _tune_both(
     if fixed.get("lambda") is None:
         lambdas = [{"lambda": 0.0}] + [lam for lam in lambdas if lam["lambda"] != 0]
     scored = _both_pass(model, splits["valid"], rms, dynamic, cache, _bar(progress, "both: valid"))
-    rows = [{"lambda": c["lambda"], "lr": dynamic.lr, "valid_ppl": perplexity(scored.loss(c["lambda"]))}
-            for c in lambdas]  # fmt: skip
+    rows = [
+        {"lambda": c["lambda"], "lr": dynamic.lr, "valid_ppl": perplexity(scored.loss(c["lambda"]))} for c in lambdas
+    ]
     best = min(rows, key=_finite_ppl)
     tuned = ["lambda"] if fixed.get("lambda") is None else []
     settings = {"cache": {**cache.to_dict(), "lambda": best["lambda"]}, "dynamic": dynamic.to_dict()}

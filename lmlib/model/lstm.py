@@ -142,8 +142,14 @@ def build_lstms(config: ModelConfig, out_dim: int) -> list[WeightDropLSTM]:
     if not uses_per_layer_lstms(config):
         # The original: one multi-layer nn.LSTM with (standard) dropout between layers.
         between = config.dropout_hidden if config.num_layers > 1 else 0.0
-        lstm = WeightDropLSTM(config.emb_dim, config.hid_dim, config.num_layers, dropout=between, batch_first=True,
-                              weight_drop=config.weight_drop)  # fmt: skip
+        lstm = WeightDropLSTM(
+            config.emb_dim,
+            config.hid_dim,
+            config.num_layers,
+            dropout=between,
+            batch_first=True,
+            weight_drop=config.weight_drop,
+        )
         return [lstm]
     sizes = [config.emb_dim] + [config.hid_dim] * (config.num_layers - 1) + [out_dim]
     return [

@@ -60,9 +60,14 @@ class TransformerLanguageModel(OutputHead, nn.Module):
         self.drop_input = SequenceDropout(config.dropout_input, config.locked_dropout)
         self.drop_output = SequenceDropout(config.dropout_output, config.locked_dropout)
         block = nn.TransformerEncoderLayer(
-            width, config.n_heads, config.hid_dim, dropout=config.dropout_hidden, activation="gelu",
-            batch_first=True, norm_first=True,
-        )  # fmt: skip
+            width,
+            config.n_heads,
+            config.hid_dim,
+            dropout=config.dropout_hidden,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.blocks = nn.TransformerEncoder(
             block, config.num_layers, norm=nn.LayerNorm(width), enable_nested_tensor=False
         )

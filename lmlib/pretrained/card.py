@@ -70,18 +70,28 @@ def model_card(run_dir: str | os.PathLike, generator, source: str, dtype: str = 
     return template.substitute(
         front_matter=yaml.safe_dump(front_matter(name, config, run, results, record), sort_keys=False).strip(),
         title=f"{name}: a word-level LSTM language model" if config.model.arch == "lstm" else name,
-        architecture=_architecture(config), parameters=f"{results.get('parameters') or 0:,}",
+        architecture=_architecture(config),
+        parameters=f"{results.get('parameters') or 0:,}",
         vocab_size=f"{run.get('vocab_size') or len(generator.vocab):,}",
-        metrics_table="\n".join(f"| {label} | {_ppl(valid)} | {_ppl(test)} |"
-                                for label, valid, test in _metric_rows(results, record)),
-        test_time_note=_test_time_note(record), source=source, prompt=prompt,
-        command=training_command(config, run), config_note=_config_note(dtype),
-        data=(corpus["text"] if corpus else f"The corpus `{config.data.corpus}`, split by the "
-              f"`{{protocol}}` protocol; its licence is not known to lmlib.").format(protocol=run.get("protocol")),
-        machine=_machine(run, results) + _notes(Path(run_dir)), temperature=DEFAULT_TEMPERATURE,
+        metrics_table="\n".join(
+            f"| {label} | {_ppl(valid)} | {_ppl(test)} |" for label, valid, test in _metric_rows(results, record)
+        ),
+        test_time_note=_test_time_note(record),
+        source=source,
+        prompt=prompt,
+        command=training_command(config, run),
+        config_note=_config_note(dtype),
+        data=(
+            corpus["text"]
+            if corpus
+            else f"The corpus `{config.data.corpus}`, split by the "
+            f"`{{protocol}}` protocol; its licence is not known to lmlib."
+        ).format(protocol=run.get("protocol")),
+        machine=_machine(run, results) + _notes(Path(run_dir)),
+        temperature=DEFAULT_TEMPERATURE,
         sample_length=SAMPLE_LENGTH,
         samples=_samples(generator),
-    )  # fmt: skip
+    )
 
 
 def front_matter(name: str, config: RunConfig, run: dict, results: dict, record: dict) -> dict:
@@ -90,8 +100,10 @@ def front_matter(name: str, config: RunConfig, run: dict, results: dict, record:
     corpus = CORPORA.get(corpus_name, {"license": {"license": "unknown"}})
     metrics = []
     for label, valid, test in _metric_rows(results, record):
-        metrics += [{"type": "perplexity", "name": f"valid perplexity ({label})", "value": _round(valid)},
-                    {"type": "perplexity", "name": f"test perplexity ({label})", "value": _round(test)}]  # fmt: skip
+        metrics += [
+            {"type": "perplexity", "name": f"valid perplexity ({label})", "value": _round(valid)},
+            {"type": "perplexity", "name": f"test perplexity ({label})", "value": _round(test)},
+        ]
     meta = {"library_name": "lmlib", **corpus["license"], "pipeline_tag": "text-generation"}
     if "language" in corpus:
         meta["language"] = corpus["language"]
@@ -99,12 +111,19 @@ def front_matter(name: str, config: RunConfig, run: dict, results: dict, record:
         "tags": ["lmlib", "word-level", config.model.arch],
         "datasets": [corpus_name if corpus_name in CORPORA else Path(corpus_name).name],
         "metrics": ["perplexity"],
-        "model-index": [{"name": name, "results": [{
-            "task": {"type": "text-generation", "name": "Language modelling"},
-            "dataset": {"type": corpus_name, "name": corpus.get("title", corpus_name), "split": "test"},
-            "metrics": [m for m in metrics if m["value"] is not None],
-        }]}],
-    }  # fmt: skip
+        "model-index": [
+            {
+                "name": name,
+                "results": [
+                    {
+                        "task": {"type": "text-generation", "name": "Language modelling"},
+                        "dataset": {"type": corpus_name, "name": corpus.get("title", corpus_name), "split": "test"},
+                        "metrics": [m for m in metrics if m["value"] is not None],
+                    }
+                ],
+            }
+        ],
+    }
     return meta
 
 
@@ -128,8 +147,10 @@ def _ppl(value) -> str:
 def _test_time_note(record: dict) -> str:
     if not record.get("methods"):
         return "The test-time methods (`lmlib evaluate --cache --dynamic`) were not measured for this model."
-    return ("The test-time rows adapt to the text as it is read (Grave et al. 2016; Krause et al. 2018), with "
-            "settings tuned on validation only (`lmlib evaluate --cache --dynamic`).")  # fmt: skip
+    return (
+        "The test-time rows adapt to the text as it is read (Grave et al. 2016; Krause et al. 2018), with "
+        "settings tuned on validation only (`lmlib evaluate --cache --dynamic`)."
+    )
 
 
 def training_command(config: RunConfig, run: dict) -> str:

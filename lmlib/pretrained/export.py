@@ -45,10 +45,15 @@ def export_run(run_dir: str | os.PathLike, to: str | os.PathLike, dtype: str = "
     load_model_tensors(model, {name: t.float() for name, t in tensors.items()}, str(run_dir))
     generator = Generator(model, vocab, casing=_casing(run_dir))
     header = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "lmlib_version": __version__, "dtype": stored,
-        "vocab_size": len(vocab), "parameters": results.get("parameters"),
-        "config": config.to_dict(), "run": run,
-    }  # fmt: skip
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lmlib_version": __version__,
+        "dtype": stored,
+        "vocab_size": len(vocab),
+        "parameters": results.get("parameters"),
+        "config": config.to_dict(),
+        "run": run,
+    }
     with atomic_dir(to) as tmp:
         paths = RunPaths(tmp)
         write_json(paths.config, header)

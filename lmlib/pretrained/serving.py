@@ -96,8 +96,15 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 
 
 def _plain_lstm(lstm: nn.LSTM) -> nn.LSTM:
-    plain = nn.LSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, bias=lstm.bias, batch_first=lstm.batch_first,
-                    dropout=lstm.dropout, proj_size=lstm.proj_size)  # fmt: skip
+    plain = nn.LSTM(
+        lstm.input_size,
+        lstm.hidden_size,
+        lstm.num_layers,
+        bias=lstm.bias,
+        batch_first=lstm.batch_first,
+        dropout=lstm.dropout,
+        proj_size=lstm.proj_size,
+    )
     plain.load_state_dict(lstm.state_dict())
     return plain.eval()
 

@@ -103,14 +103,22 @@ def analysis(records: list[RunRecord], baseline: str | None = None, vs: dict[str
     over = [Overfit(r.name, found, float(gaps[r.name])) for r in records if (found := overfitting(r)) is not None]
     real = sorted((e for e in effects if e.verdict.effect), key=lambda e: e.verdict.rel)
     return prose.render(
-        "analysis.md.j2", spread=SPREAD, ranked=ranked, runner_up=_runner_up(ranked), effects=effects,
+        "analysis.md.j2",
+        spread=SPREAD,
+        ranked=ranked,
+        runner_up=_runner_up(ranked),
+        effects=effects,
         baseline=None if vs else _base(groups, baseline).name,
-        statuses=statuses, improving=[n for n, s in statuses.items() if s.improving], overfit=over,
-        runs=len(records), wasted_minutes=sum(o.found["minutes_after_best"] for o in over),
+        statuses=statuses,
+        improving=[n for n, s in statuses.items() if s.improving],
+        overfit=over,
+        runs=len(records),
+        wasted_minutes=sum(o.found["minutes_after_best"] for o in over),
         worst=max(over, key=lambda o: o.worsening, default=None),
         top_gain=real[0] if real and real[0].verdict.rel < 0 else None,
-        no_effects=len(groups) > 1 and not real, single_seed=min(len(a.records) for a in groups) < 2,
-    )  # fmt: skip
+        no_effects=len(groups) > 1 and not real,
+        single_seed=min(len(a.records) for a in groups) < 2,
+    )
 
 
 @dataclass(frozen=True)

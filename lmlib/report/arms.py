@@ -174,8 +174,10 @@ def learning_status(record: RunRecord) -> LearningStatus:
     m = record.metrics
     last = m.iloc[-1] if len(m) else None
     best = best_row(record)
-    epochs = {"best_epoch": None if best is None else float(best["epoch"]),
-              "last_epoch": None if last is None else float(last["epoch"])}  # fmt: skip
+    epochs = {
+        "best_epoch": None if best is None else float(best["epoch"]),
+        "last_epoch": None if last is None else float(last["epoch"]),
+    }
     if last is None or len(m) < 2:
         return LearningStatus(LearningState.TOO_SHORT, **epochs)
     if record.results.get("stopped") == "early_stopping":
@@ -185,8 +187,11 @@ def learning_status(record: RunRecord) -> LearningStatus:
     tail = m.iloc[-SLOPE_EPOCHS:]
     per_epoch = _slope(tail["epoch"], tail["valid_ppl"])
     per_minute = _slope(tail["wall_seconds"] / 60, tail["valid_ppl"]) if "wall_seconds" in tail else math.nan
-    slopes = {"slope_per_epoch": per_epoch, "slope_rel": per_epoch / float(last["valid_ppl"]),
-              "slope_per_minute": per_minute}  # fmt: skip
+    slopes = {
+        "slope_per_epoch": per_epoch,
+        "slope_rel": per_epoch / float(last["valid_ppl"]),
+        "slope_per_minute": per_minute,
+    }
     state = LearningState.LEVELLED if -slopes["slope_rel"] < PLATEAU else LearningState.IMPROVING
     return LearningStatus(state, **epochs, **slopes)
 
@@ -217,10 +222,20 @@ def arm_summary(arms: list[Arm]) -> pd.DataFrame:
     rows = []
     for arm in arms:
         valid, test = arm.result("valid_ppl"), arm.result("test_ppl")
-        rows.append({"arm": arm.name, "vs": arm.vs, "seeds": len(arm.records),
-                     "valid_mean": valid.mean, "valid_min": valid.low, "valid_max": valid.high,
-                     "test_mean": test.mean, "test_min": test.low, "test_max": test.high,
-                     "finished": all(learning_status(r).finished for r in arm.records)})  # fmt: skip
+        rows.append(
+            {
+                "arm": arm.name,
+                "vs": arm.vs,
+                "seeds": len(arm.records),
+                "valid_mean": valid.mean,
+                "valid_min": valid.low,
+                "valid_max": valid.high,
+                "test_mean": test.mean,
+                "test_min": test.low,
+                "test_max": test.high,
+                "finished": all(learning_status(r).finished for r in arm.records),
+            }
+        )
     return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
 
 
@@ -234,15 +249,24 @@ def arm_table(arms: list[Arm]) -> pd.DataFrame:
         delta = numbers.signed(test.mean - parent.result("test_ppl").mean) if parent else ""
         change = describe_change(differences(parent.config, arm.config, ignore=REPLICATE)) if parent else ""
         best_epochs = ", ".join(f"{learning_status(r).best_epoch:g}" for r in arm.records)
-        rows.append({
-            "arm": arm.name, "vs": arm.vs, "change": change or _recipe(arm),
-            "seeds": ", ".join(str(s) for s in arm.seeds), "parameters": int(arm.records[0].results["parameters"]),
-            "epochs": round(arm.result("epochs_run").mean, 1), "best epochs": best_epochs, "status": arm_status(arm),
-            "train ppl": round(spread(_train_at_best(r) for r in arm.records).mean, 1),
-            "valid ppl": arm.result("valid_ppl").text(), "test ppl": test.text(), "Δ test vs vs": delta,
-            "minutes": round(arm.result("wall_seconds").mean / 60, 1),
-            "tokens/s": int(round(arm.result("train_tokens_per_s").mean or 0)),
-        })  # fmt: skip
+        rows.append(
+            {
+                "arm": arm.name,
+                "vs": arm.vs,
+                "change": change or _recipe(arm),
+                "seeds": ", ".join(str(s) for s in arm.seeds),
+                "parameters": int(arm.records[0].results["parameters"]),
+                "epochs": round(arm.result("epochs_run").mean, 1),
+                "best epochs": best_epochs,
+                "status": arm_status(arm),
+                "train ppl": round(spread(_train_at_best(r) for r in arm.records).mean, 1),
+                "valid ppl": arm.result("valid_ppl").text(),
+                "test ppl": test.text(),
+                "Δ test vs vs": delta,
+                "minutes": round(arm.result("wall_seconds").mean / 60, 1),
+                "tokens/s": int(round(arm.result("train_tokens_per_s").mean or 0)),
+            }
+        )
     return pd.DataFrame(rows, columns=ARM_COLUMNS).set_index("arm")
 
 
@@ -258,13 +282,18 @@ def arm_table_html(arms: list[Arm]) -> str:
         diff = differences(parent.config, arm.config, ignore=REPLICATE) if parent else {}
         main, full = describe_main(diff) if diff else (_recipe(arm), "")
         test = arm.result("test_ppl")
-        rows.append({
-            "arm": arm, "main": main, "full": full if full != main else "",
-            "delta": numbers.signed(test.mean - parent.result("test_ppl").mean) if parent else "",
-            "status": arm_status(arm), "epochs": numbers.epochs(round(arm.result("epochs_run").mean, 2)),
-            "best_epochs": ", ".join(numbers.epochs(learning_status(r).best_epoch) for r in arm.records),
-            "train": numbers.ppl(spread(_train_at_best(r) for r in arm.records).mean),
-        })  # fmt: skip
+        rows.append(
+            {
+                "arm": arm,
+                "main": main,
+                "full": full if full != main else "",
+                "delta": numbers.signed(test.mean - parent.result("test_ppl").mean) if parent else "",
+                "status": arm_status(arm),
+                "epochs": numbers.epochs(round(arm.result("epochs_run").mean, 2)),
+                "best_epochs": ", ".join(numbers.epochs(learning_status(r).best_epoch) for r in arm.records),
+                "train": numbers.ppl(spread(_train_at_best(r) for r in arm.records).mean),
+            }
+        )
     return prose.render("arms_table.html.j2", rows=rows)
 
 
@@ -298,12 +327,17 @@ def arm_curves(arm: Arm) -> pd.DataFrame:
     stacked = pd.concat(frames, keys=range(len(frames)), names=["seed", "k"]).reset_index()
     stacked["minutes"] = stacked["wall_seconds"] / 60
     grouped = stacked.groupby("k")
-    return pd.DataFrame({
-        "epoch": grouped["epoch"].mean(), "minutes": grouped["minutes"].mean(),
-        "valid": grouped["valid_ppl"].mean(), "valid_min": grouped["valid_ppl"].min(),
-        "valid_max": grouped["valid_ppl"].max(), "train": grouped["train_ppl"].mean(),
-        "seeds": grouped["valid_ppl"].count(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "epoch": grouped["epoch"].mean(),
+            "minutes": grouped["minutes"].mean(),
+            "valid": grouped["valid_ppl"].mean(),
+            "valid_min": grouped["valid_ppl"].min(),
+            "valid_max": grouped["valid_ppl"].max(),
+            "train": grouped["train_ppl"].mean(),
+            "seeds": grouped["valid_ppl"].count(),
+        }
+    )
 
 
 def plot_arms(arms: list[Arm], title: str | None = None):

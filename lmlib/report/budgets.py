@@ -75,13 +75,16 @@ def from_summary(summary: dict, name: str | None = None) -> BuildResults:
         mine = runs.get(row["arm"], [])
         n = int(row.get("seeds", len(mine)))
         arms[row["arm"]] = ArmResult(
-            arm=row["arm"], vs=row.get("vs") or "",
+            arm=row["arm"],
+            vs=row.get("vs") or "",
             test=Spread(row["test_mean"], row["test_min"], row["test_max"], n),
             valid=Spread(row["valid_mean"], row["valid_min"], row["valid_max"], n),
-            epochs=spread(r.get("epochs_run") for r in mine), seconds=spread(r.get("wall_seconds") for r in mine),
-            finished=bool(row.get("finished")), stopped=tuple(str(r.get("stopped")) for r in mine),
+            epochs=spread(r.get("epochs_run") for r in mine),
+            seconds=spread(r.get("wall_seconds") for r in mine),
+            finished=bool(row.get("finished")),
+            stopped=tuple(str(r.get("stopped")) for r in mine),
             curves=tuple(tuple(tuple(point) for point in r.get("curve") or ()) for r in mine),
-        )  # fmt: skip
+        )
     return BuildResults(name or str(summary.get("profile", "")), arms)
 
 
@@ -102,12 +105,16 @@ def from_arms(name: str, arms: list[Arm]) -> BuildResults:
     results = {}
     for arm in arms:
         results[arm.name] = ArmResult(
-            arm=arm.name, vs=arm.vs, test=arm.result("test_ppl"), valid=arm.result("valid_ppl"),
-            epochs=arm.result("epochs_run"), seconds=arm.result("wall_seconds"),
+            arm=arm.name,
+            vs=arm.vs,
+            test=arm.result("test_ppl"),
+            valid=arm.result("valid_ppl"),
+            epochs=arm.result("epochs_run"),
+            seconds=arm.result("wall_seconds"),
             finished=all(learning_status(r).finished for r in arm.records),
             stopped=tuple(str(r.results.get("stopped")) for r in arm.records),
             curves=tuple(tuple(tuple(point) for point in curve(r)) for r in arm.records),
-        )  # fmt: skip
+        )
     return BuildResults(name, results)
 
 

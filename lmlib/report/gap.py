@@ -125,8 +125,14 @@ def windows(prepared: Prepared, stream: StreamLosses, size: int) -> pd.DataFrame
     index = (where - first) // size
     frame = pd.DataFrame({"w": index, "pos": where, "loss": stream.losses})
     grouped = frame.groupby("w")
-    out = pd.DataFrame({"start": grouped["pos"].min(), "end": grouped["pos"].max() + 1,
-                        "tokens": grouped["loss"].size(), "loss": grouped["loss"].mean()})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "start": grouped["pos"].min(),
+            "end": grouped["pos"].max() + 1,
+            "tokens": grouped["loss"].size(),
+            "loss": grouped["loss"].mean(),
+        }
+    )
     out["ppl"] = np.exp(out["loss"])
     out["book"] = book_of(prepared, out["start"].to_numpy())
     out.insert(0, "split", stream.split)
@@ -155,10 +161,17 @@ def segments(prepared: Prepared, streams: dict[str, StreamLosses], trained_token
         for book in pd.unique(books):
             mask = books == book
             kind = classes[stream.targets[mask]]
-            rows.append({"split": split, "book": book, "book trained on": book in seen_books,
-                         "tokens": int(mask.sum()), "loss": float(stream.losses[mask].mean()),
-                         "<unk> share": float((kind == 0).mean()),
-                         "unseen share": float((kind == 1).mean())})  # fmt: skip
+            rows.append(
+                {
+                    "split": split,
+                    "book": book,
+                    "book trained on": book in seen_books,
+                    "tokens": int(mask.sum()),
+                    "loss": float(stream.losses[mask].mean()),
+                    "<unk> share": float((kind == 0).mean()),
+                    "unseen share": float((kind == 1).mean()),
+                }
+            )
     out = pd.DataFrame(rows)
     out["ppl"] = np.exp(out["loss"])
     return out
@@ -172,8 +185,16 @@ def class_table(streams: dict[str, StreamLosses], classes: np.ndarray) -> pd.Dat
         for k, name in enumerate(CLASSES):
             mask = kind == k
             loss = float(stream.losses[mask].mean()) if mask.any() else math.nan
-            rows.append({"split": split, "class": name, "tokens": int(mask.sum()), "share": float(mask.mean()),
-                         "loss": loss, "ppl": perplexity(loss) if mask.any() else math.nan})  # fmt: skip
+            rows.append(
+                {
+                    "split": split,
+                    "class": name,
+                    "tokens": int(mask.sum()),
+                    "share": float(mask.mean()),
+                    "loss": loss,
+                    "ppl": perplexity(loss) if mask.any() else math.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -195,9 +216,17 @@ def shift_share(groups: pd.DataFrame, key: str, a: str = "valid", b: str = "test
         share_a, share_b = tok_a / total[a], tok_b / total[b]
         loss_b = nll_b / tok_b if tok_b else 0.0
         loss_a = nll_a / tok_a if tok_a else loss_b
-        rows.append({key: name, f"share {a}": share_a, f"share {b}": share_b, f"loss {a}": loss_a,
-                     f"loss {b}": loss_b if tok_b else math.nan, "composition": (share_b - share_a) * loss_a,
-                     "within": share_b * (loss_b - loss_a) if tok_b else 0.0})  # fmt: skip
+        rows.append(
+            {
+                key: name,
+                f"share {a}": share_a,
+                f"share {b}": share_b,
+                f"loss {a}": loss_a,
+                f"loss {b}": loss_b if tok_b else math.nan,
+                "composition": (share_b - share_a) * loss_a,
+                "within": share_b * (loss_b - loss_a) if tok_b else 0.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -227,16 +256,22 @@ class GapStudy:
         """The numbers notebook 03 records: each split's loss three ways (they must agree) and the gap's parts."""
         w = self.windows.assign(nll=self.windows["tokens"] * self.windows["loss"]).groupby("split")
         return {
-            "run": self.run, "losses": self.losses, "recorded": self.recorded,
+            "run": self.run,
+            "losses": self.losses,
+            "recorded": self.recorded,
             "window_losses": (w["nll"].sum() / w["tokens"].sum()).to_dict(),
             "gap": self.losses["test"] - self.losses["valid"],
             "by_book": self.by_book[["composition", "within"]].sum().to_dict(),
             "by_word": self.by_word[["composition", "within"]].sum().to_dict(),
-        }  # fmt: skip
+        }
 
 
-def gap_study(run_dir: str | os.PathLike, prepared: Prepared | str | os.PathLike | None = None, window: int = 5000,
-              device: str = "auto") -> GapStudy:  # fmt: skip
+def gap_study(
+    run_dir: str | os.PathLike,
+    prepared: Prepared | str | os.PathLike | None = None,
+    window: int = 5000,
+    device: str = "auto",
+) -> GapStudy:
     """Per-token losses of the run's best weights on train, valid and test, partitioned three ways."""
     run_dir = Path(run_dir)
     config, _ = read_config(run_dir)
@@ -258,22 +293,27 @@ def gap_study(run_dir: str | os.PathLike, prepared: Prepared | str | os.PathLike
     familiar = segs.assign(books=np.where(segs["book trained on"], "a book trained on", "a new book"))
     results = read_results(run_dir) or {}
     return GapStudy(
-        run=run_dir.name, protocol=prepared.protocol, prepared=prepared,
+        run=run_dir.name,
+        protocol=prepared.protocol,
+        prepared=prepared,
         losses={s: streams[s].loss for s in SPLITS},
         recorded={s: float(results[f"{s}_loss"]) for s in ("valid", "test") if results.get(f"{s}_loss") is not None},
         windows=pd.concat([windows(prepared, streams[s], window) for s in SPLITS], ignore_index=True),
-        segments=segs, classes=classes_table, by_book=shift_share(familiar, "books"),
+        segments=segs,
+        classes=classes_table,
+        by_book=shift_share(familiar, "books"),
         by_word=shift_share(classes_table.rename(columns={"class": "word"}), "word"),
         window=window,
-    )  # fmt: skip
+    )
 
 
 def _prepared_for(run_dir: Path, config, prepared) -> Prepared:
     """The run's data: given, read from a prepared folder that matches the run, else prepared from its config."""
     if isinstance(prepared, Prepared):
         return prepared
-    want = resolve_data({"corpus": config.data.corpus, "protocol": config.data.protocol,
-                         "min_freq": config.data.min_freq})  # fmt: skip
+    want = resolve_data(
+        {"corpus": config.data.corpus, "protocol": config.data.protocol, "min_freq": config.data.min_freq}
+    )
     if prepared and Path(prepared, "meta.json").is_file():
         loaded = load_prepared(prepared)
         if (loaded.protocol, loaded.min_freq) == (want["protocol"], want["min_freq"]):

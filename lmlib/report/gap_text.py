@@ -27,9 +27,15 @@ from lmlib.report.html import escape_markdown
 def split_table(study: GapStudy) -> pd.DataFrame:
     """Train, valid and test perplexity of the same weights (eval mode), and what results.json recorded."""
     tokens = study.windows.groupby("split")["tokens"].sum()
-    rows = [{"split": s, "tokens": int(tokens[s]), "ppl": math.exp(study.losses[s]),
-             "recorded ppl": math.exp(study.recorded[s]) if s in study.recorded else math.nan}
-            for s in SPLITS]  # fmt: skip
+    rows = [
+        {
+            "split": s,
+            "tokens": int(tokens[s]),
+            "ppl": math.exp(study.losses[s]),
+            "recorded ppl": math.exp(study.recorded[s]) if s in study.recorded else math.nan,
+        }
+        for s in SPLITS
+    ]
     return pd.DataFrame(rows).set_index("split").round(2)
 
 
@@ -73,8 +79,9 @@ def plot_windows(study: GapStudy):
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())  # labels at 1, 2, 5 x 10^k only, as plain numbers
-    ax.set_title(f"{study.run}: perplexity of each {study.window:,}-token window (dashed: the split's)", fontsize=9,
-                 pad=28)  # fmt: skip
+    ax.set_title(
+        f"{study.run}: perplexity of each {study.window:,}-token window (dashed: the split's)", fontsize=9, pad=28
+    )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -115,8 +122,10 @@ def _books(study: GapStudy, gap: float) -> list[str]:
     share_t = float(t.loc[seen, "share test"]) if seen in t.index else 0.0
     composition, within = float(t["composition"].sum()), float(t["within"].sum())
     if share_v == 0 and share_t == 0:
-        return [f"- **Where the split falls (books).** Neither valid nor test holds text of a book the model trained "
-                f"on, so the whole gap is the text itself: {_share(within, gap)} within new books."]  # fmt: skip
+        return [
+            f"- **Where the split falls (books).** Neither valid nor test holds text of a book the model trained "
+            f"on, so the whole gap is the text itself: {_share(within, gap)} within new books."
+        ]
     held = study.segments.query("split == 'valid' and `book trained on`")
     names = ", ".join(escape_markdown(book) for book in held["book"])  # file names: any text at all
     loss_seen = float(t.loc[seen, "loss valid"]) if share_v else math.nan
@@ -131,8 +140,11 @@ def _books(study: GapStudy, gap: float) -> list[str]:
 
 def _words(study: GapStudy, gap: float) -> list[str]:
     c = study.classes.set_index(["split", "class"])["share"]
-    shares = ", ".join(f"{_md(name)} {c.loc[('valid', name)]:.1%} → {c.loc[('test', name)]:.1%}"
-                       for name in c.loc["valid"].index if name != "frequent in training")  # fmt: skip
+    shares = ", ".join(
+        f"{_md(name)} {c.loc[('valid', name)]:.1%} → {c.loc[('test', name)]:.1%}"
+        for name in c.loc["valid"].index
+        if name != "frequent in training"
+    )
     composition, within = float(study.by_word["composition"].sum()), float(study.by_word["within"].sum())
     return [
         f"- **Rarer words.** Shares of valid → test tokens: {shares}. The different mix of word kinds explains "
@@ -193,8 +205,14 @@ def _selection(arm: Arm | None) -> dict | None:
     test = np.array([float(r.results["test_loss"]) for r in arm.records])
     best = int(np.argmin(valid))
     v, t = valid.mean() - valid[best], test.mean() - test[best]  # how much lower than the arm's mean, in nats
-    return {"n": len(valid), "optimism": v - t, "valid_run": math.exp(valid[best]), "test_run": math.exp(test[best]),
-            "valid_mean": math.exp(valid.mean()), "test_mean": math.exp(test.mean())}  # fmt: skip
+    return {
+        "n": len(valid),
+        "optimism": v - t,
+        "valid_run": math.exp(valid[best]),
+        "test_run": math.exp(test[best]),
+        "valid_mean": math.exp(valid.mean()),
+        "test_mean": math.exp(test.mean()),
+    }
 
 
 def _conclusion(study: GapStudy, gap: float, arm: Arm | None) -> str:

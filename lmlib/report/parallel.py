@@ -47,8 +47,10 @@ def _run_group(steps: list, group: list[int], call: Callable, parallel: int, log
     threads, done = training_threads(parallel), {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch, ZMQ or event-loop state
     with ProcessPoolExecutor(max_workers=min(parallel, len(group)), mp_context=context) as pool:
-        log(f"[{group[0] + 1}-{group[-1] + 1}/{len(steps)}] {len(group)} × {steps[group[0]].notebook}, "
-            f"{parallel} at once, {threads} torch thread(s) each ...")  # fmt: skip
+        log(
+            f"[{group[0] + 1}-{group[-1] + 1}/{len(steps)}] {len(group)} × {steps[group[0]].notebook}, "
+            f"{parallel} at once, {threads} torch thread(s) each ..."
+        )
         futures = {pool.submit(partial(_with_threads, threads, call), steps[k]): k for k in group}
         pending = set(futures)
         while pending:

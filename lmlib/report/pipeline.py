@@ -48,8 +48,11 @@ from lmlib.report.title import Build, finished_records, summary, title_page, wri
 from lmlib.training.runs import RunPaths, read_config, write_config
 
 DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, PANEL_NOTEBOOK = (
-    "01_data_prep.ipynb", "02_train_lstm.ipynb", "03_compare_runs.ipynb", "04_generation_panel.ipynb",
-)  # fmt: skip
+    "01_data_prep.ipynb",
+    "02_train_lstm.ipynb",
+    "03_compare_runs.ipynb",
+    "04_generation_panel.ipynb",
+)
 SWEEP_NOTEBOOK = "05_sweep.ipynb"
 # What a report build holds (build_report, render, browser_check, the .gitignore of a report on
 # the user's corpus): a folder of these only, notebooks/ of .ipynb files, assets/ of files, is ours.
@@ -86,30 +89,67 @@ def plan(
     """The notebook executions of a profile, in order (04 only when that notebook exists)."""
     # The corpus as the runs record it (an absolute path): a kernel reads it from any folder.
     data = {"corpus": corpus_reference(profile.corpus), "protocol": profile.protocol, "min_freq": profile.min_freq}
-    steps = [Step(DATA_NOTEBOOK, DATA_NOTEBOOK, {**data, "prepared_dir": shown(prepared_dir)}, "data preparation",
-                  "1 · Data preparation")]  # fmt: skip
+    steps = [
+        Step(
+            DATA_NOTEBOOK,
+            DATA_NOTEBOOK,
+            {**data, "prepared_dir": shown(prepared_dir)},
+            "data preparation",
+            "1 · Data preparation",
+        )
+    ]
     for i, rep in enumerate(profile.replicates(), 1):
         seed = {"seed": rep.seed} if rep.seed is not None else {}
         parameters = {
-            "run_name": rep.name, "preset": rep.arm.preset,
+            "run_name": rep.name,
+            "preset": rep.arm.preset,
             "overrides": {**profile.overrides, **rep.arm.overrides, **seed},
-            "max_minutes": profile.max_minutes, "device": profile.device,
-            "prepared_dir": shown(prepared_dir), "runs_root": shown(runs_root),
-        }  # fmt: skip
+            "max_minutes": profile.max_minutes,
+            "device": profile.device,
+            "prepared_dir": shown(prepared_dir),
+            "runs_root": shown(runs_root),
+        }
         title = f"2.{i} · Training run “{rep.name}”"
-        steps.append(Step(TRAIN_NOTEBOOK, f"02_train_lstm-{rep.name}.ipynb", parameters, f"training run {rep.name!r}",
-                          title, parallel=True))  # fmt: skip
-    compare = {"runs_root": shown(runs_root), "arms": profile.arms(), "baseline": profile.baseline, "vs": profile.vs(),
-               "prepared_dir": shown(prepared_dir),
-               "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report"),
-               "compare_summary": compare_summary(profile, reports_dir)}  # fmt: skip
+        steps.append(
+            Step(
+                TRAIN_NOTEBOOK,
+                f"02_train_lstm-{rep.name}.ipynb",
+                parameters,
+                f"training run {rep.name!r}",
+                title,
+                parallel=True,
+            )
+        )
+    compare = {
+        "runs_root": shown(runs_root),
+        "arms": profile.arms(),
+        "baseline": profile.baseline,
+        "vs": profile.vs(),
+        "prepared_dir": shown(prepared_dir),
+        "test_time_grid": TEST_TIME_GRIDS.get(profile.name, "report"),
+        "compare_summary": compare_summary(profile, reports_dir),
+    }
     steps.append(Step(COMPARE_NOTEBOOK, COMPARE_NOTEBOOK, compare, "comparison", "3 · Comparison of the runs"))
     if (Path(notebooks_dir or paths.notebooks_dir()) / PANEL_NOTEBOOK).is_file():
-        steps.append(Step(PANEL_NOTEBOOK, PANEL_NOTEBOOK, {"runs_root": shown(runs_root)}, "generation panel",
-                          "4 · Generation panel"))  # fmt: skip
+        steps.append(
+            Step(
+                PANEL_NOTEBOOK,
+                PANEL_NOTEBOOK,
+                {"runs_root": shown(runs_root)},
+                "generation panel",
+                "4 · Generation panel",
+            )
+        )
     if profile.sweep and (Path(notebooks_dir or paths.notebooks_dir()) / SWEEP_NOTEBOOK).is_file():
-        steps.append(Step(SWEEP_NOTEBOOK, SWEEP_NOTEBOOK, sweep_parameters(profile, runs_root), "sweep",
-                          "5 · Hyperparameter sweep"))  # fmt: skip
+        steps.append(
+            Step(
+                SWEEP_NOTEBOOK,
+                SWEEP_NOTEBOOK,
+                sweep_parameters(profile, runs_root),
+                "sweep",
+                "5 · Hyperparameter sweep",
+            )
+        )
     return steps
 
 
@@ -134,8 +174,13 @@ def sweep_parameters(profile: Profile, runs_root: Path) -> dict:
     """Notebook 05's parameters: the profile's study, stored beside its runs unless it names a storage."""
     sweep = profile.sweep
     storage = sweep["storage"] or f"sqlite:///{shown(runs_root / 'sweeps.db')}"
-    return {"study": sweep["study"], "space_file": sweep["space"], "trials": sweep["trials"], "storage": storage,
-            "runs_root": shown(runs_root / "sweeps")}  # fmt: skip
+    return {
+        "study": sweep["study"],
+        "space_file": sweep["space"],
+        "trials": sweep["trials"],
+        "storage": storage,
+        "runs_root": shown(runs_root / "sweeps"),
+    }
 
 
 def run_pipeline(
@@ -180,8 +225,16 @@ def run_pipeline(
     steps = plan(prof, runs_root, prepared_dir, notebooks_dir, reports_dir)
     call = partial(execute, notebooks_dir=notebooks_dir, out_dir=build / "notebooks", target=target)
     timings = list(zip(steps, run_steps(steps, call, prof.parallel, log)))
-    built = Build(prof, finished_records(prof, runs_root), timings, time.perf_counter() - started, tuple(reused),
-                  command, training_threads(prof.parallel), prof.parallel)  # fmt: skip
+    built = Build(
+        prof,
+        finished_records(prof, runs_root),
+        timings,
+        time.perf_counter() - started,
+        tuple(reused),
+        command,
+        training_threads(prof.parallel),
+        prof.parallel,
+    )
     report = render(built, build)
     if prof.corpus != "austen":  # a report on the user's own corpus quotes it: keep it out of git
         (build / ".gitignore").write_text(f"# a report on {prof.corpus_title}: it quotes the corpus\n*\n")

@@ -94,8 +94,13 @@ class Profile:
     def run_config(self, run: RunSpec, data: dict | None = None, seed: int | None = None) -> RunConfig:
         """The config `run` trains with: preset, the profile's overrides, the run's, seed, budget, device, data."""
         overrides = {**self.overrides, **run.overrides, **({"seed": seed} if seed is not None else {})}
-        return config_for_run(preset=run.preset, overrides=overrides, max_minutes=self.max_minutes,
-                              device=self.device, data=data or self.data())  # fmt: skip
+        return config_for_run(
+            preset=run.preset,
+            overrides=overrides,
+            max_minutes=self.max_minutes,
+            device=self.device,
+            data=data or self.data(),
+        )
 
     def replicates(self) -> tuple[Replicate, ...]:
         """Every training run: each arm once per seed, the seeds of an arm side by side."""
@@ -143,14 +148,21 @@ def load_profile(
     title = str(raw.get("title", "Word-level language models on {corpus}"))
     named = corpus_title(data["corpus"])
     profile = Profile(
-        name=path.stem + folder_suffix(changed), title=title_for(title, named, bool(changed)),
-        description=str(raw.get("description", "")).replace("{corpus}", named), **data,
-        device=raw.get("device"), max_minutes=raw.get("max_minutes"), runs=runs,
-        baseline=str(raw.get("baseline", "")), overrides=dict(overrides),
-        seeds=read_seeds(path, "the profile", raw.get("seeds")), parallel=read_parallel(path, raw.get("parallel", 1)),
-        corpus_title=named, sweep=read_sweep(path, raw.get("sweep")),
+        name=path.stem + folder_suffix(changed),
+        title=title_for(title, named, bool(changed)),
+        description=str(raw.get("description", "")).replace("{corpus}", named),
+        **data,
+        device=raw.get("device"),
+        max_minutes=raw.get("max_minutes"),
+        runs=runs,
+        baseline=str(raw.get("baseline", "")),
+        overrides=dict(overrides),
+        seeds=read_seeds(path, "the profile", raw.get("seeds")),
+        parallel=read_parallel(path, raw.get("parallel", 1)),
+        corpus_title=named,
+        sweep=read_sweep(path, raw.get("sweep")),
         compare_with=read_compare_with(path, raw.get("compare_with"), folder_suffix(changed)),
-    )  # fmt: skip
+    )
     _check_runs(path, profile)
     return profile
 
@@ -273,8 +285,12 @@ def read_sweep(path: Path, block) -> dict | None:
         space = path.parent / "sweeps" / f"{space}.yaml"
     if not space.is_file():
         raise LMError(f"{path}: sweep.space {block['space']!r} is not a file ({space}): name one in params/sweeps/")
-    return {"space": str(space.resolve()), "trials": trials, "storage": block.get("storage"),
-            "study": str(block.get("study") or path.stem)}  # fmt: skip
+    return {
+        "space": str(space.resolve()),
+        "trials": trials,
+        "storage": block.get("storage"),
+        "study": str(block.get("study") or path.stem),
+    }
 
 
 def corpus_title(corpus: str) -> str:

@@ -46,20 +46,34 @@ def method_table(results: dict[str, dict]) -> pd.DataFrame:
     for run, methods in results.items():
         static = methods["static"]["test_ppl"]
         for name, entry in methods.items():
-            rows.append({"run": run, "method": LABELS[name], "valid ppl": round(entry["valid_ppl"], 2),
-                         "test ppl": round(entry["test_ppl"], 2),
-                         "Δ test": f"{entry['test_ppl'] / static - 1:+.1%}",
-                         "cost × static": round(entry["cost_ratio"], 2),
-                         "settings (tuned on valid)": _settings_text(entry)})  # fmt: skip
+            rows.append(
+                {
+                    "run": run,
+                    "method": LABELS[name],
+                    "valid ppl": round(entry["valid_ppl"], 2),
+                    "test ppl": round(entry["test_ppl"], 2),
+                    "Δ test": f"{entry['test_ppl'] / static - 1:+.1%}",
+                    "cost × static": round(entry["cost_ratio"], 2),
+                    "settings (tuned on valid)": _settings_text(entry),
+                }
+            )
     return pd.DataFrame(rows).set_index(["run", "method"]) if rows else pd.DataFrame()
 
 
 def method_summary(results: dict[str, dict]) -> dict:
     """{run: {method: valid/test ppl, cost ratio, settings}}: what notebook 03 records (rounded as shown)."""
-    return {run: {name: {"valid_ppl": round(e["valid_ppl"], 3), "test_ppl": round(e["test_ppl"], 3),
-                         "cost_ratio": round(e["cost_ratio"], 3), "settings": e["settings"]}
-                  for name, e in methods.items()}
-            for run, methods in results.items()}  # fmt: skip
+    return {
+        run: {
+            name: {
+                "valid_ppl": round(e["valid_ppl"], 3),
+                "test_ppl": round(e["test_ppl"], 3),
+                "cost_ratio": round(e["cost_ratio"], 3),
+                "settings": e["settings"],
+            }
+            for name, e in methods.items()
+        }
+        for run, methods in results.items()
+    }
 
 
 def _settings_text(entry: dict) -> str:
@@ -102,11 +116,15 @@ def _method_sentence(name: str, entry: dict, static: float, static_valid: float)
     verb = "lowers" if change < 0 else "raises"
     what = {"cache": "the cache", "dynamic": "dynamic evaluation", "both": "both together"}[name]
     if not entry.get("adapted", True) and entry.get("grid"):
-        return (f"{what}: no setting beat static evaluation on validation (the best gave "
-                f"{entry['best_adapted_valid_ppl']:.1f} against {static_valid:.1f}), so none is used and test "
-                f"perplexity stays {static:.1f}: honest tuning may answer \"no adaptation\".")  # fmt: skip
+        return (
+            f"{what}: no setting beat static evaluation on validation (the best gave "
+            f"{entry['best_adapted_valid_ppl']:.1f} against {static_valid:.1f}), so none is used and test "
+            f'perplexity stays {static:.1f}: honest tuning may answer "no adaptation".'
+        )
     extra = ""
     if name == "dynamic" and entry.get("setup_seconds") is not None:
         extra = f", plus {entry['setup_seconds']:.0f} s once for the training split's gradient statistics"
-    return (f"{what} {verb} test perplexity to {entry['test_ppl']:.1f} ({change:+.1%}) at "
-            f"{entry['cost_ratio']:.1f}× the time of static evaluation{extra}.")  # fmt: skip
+    return (
+        f"{what} {verb} test perplexity to {entry['test_ppl']:.1f} ({change:+.1%}) at "
+        f"{entry['cost_ratio']:.1f}× the time of static evaluation{extra}."
+    )

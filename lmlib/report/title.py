@@ -78,21 +78,31 @@ def title_page(build: Build) -> TitlePage:
         "training time": f"{numbers.minutes(build.training_seconds)} minutes over {len(records)} runs",
     }
     return TitlePage(
-        title=prof.title, facts={k: v for k, v in facts.items() if v}, headline=headline(arms),
+        title=prof.title,
+        facts={k: v for k, v in facts.items() if v},
+        headline=headline(arms),
         table_html=arm_table_html(arms) if records else "<p>No finished runs.</p>",
         figure_png=curves_png(arms) if records else None,
         analysis_md=analysis(records, prof.baseline or None, prof.vs(), prof.arms()) if records else "",
         notes_md=questions(prof) + "\n\n" + timings_table(build.timings),
-    )  # fmt: skip
+    )
 
 
 def summary(build: Build) -> dict:
     """summary.json: the build, each arm's mean and range over seeds, and every run's results and curve."""
     prof, records = build.profile, build.records
     arm_of = {name: arm for arm, names in prof.arms().items() for name in names}
-    runs = [{"run": r.name, "arm": arm_of.get(r.name, r.name), "seed": r.config.train.seed,
-             "finished_learning": learning_status(r).finished}
-            | {k: r.results.get(k) for k in SUMMARY_KEYS} | {"curve": curve(r)} for r in records]  # fmt: skip
+    runs = [
+        {
+            "run": r.name,
+            "arm": arm_of.get(r.name, r.name),
+            "seed": r.config.train.seed,
+            "finished_learning": learning_status(r).finished,
+        }
+        | {k: r.results.get(k) for k in SUMMARY_KEYS}
+        | {"curve": curve(r)}
+        for r in records
+    ]
     arms = arm_summary(build.arms) if records else None
     return {
         "profile": prof.name,
@@ -212,8 +222,10 @@ def reproducibility(records: list[RunRecord]) -> str:
     clocked = [r.name for r in records if r.results.get("stopped") == "time_budget"]
     precisions = sorted({str(r.results.get("resolved_precision")) for r in records})
     if clocked:
-        return (f"⚠ {len(clocked)} run(s) hit the time cap ({', '.join(clocked)}): where the clock stops depends "
-                "on the machine and its load, so a rebuild gives other numbers for them")  # fmt: skip
+        return (
+            f"⚠ {len(clocked)} run(s) hit the time cap ({', '.join(clocked)}): where the clock stops depends "
+            "on the machine and its load, so a rebuild gives other numbers for them"
+        )
     return (
         f"every run ended on its epoch limit or early stopping, not the clock, so `--fresh` on this machine "
         f"repeats the training (precision {', '.join(precisions)}; docs/performance.md: what bf16 changes)"
@@ -231,8 +243,11 @@ def precision_text(records: list[RunRecord], arms: dict[str, list[str]]) -> str:
             asked |= {r.config.runtime.precision for r in mine}
     if not ran:
         return ""
-    note = (" (asked: mixed, i.e. bf16 only where the CPU has native bf16 and oneDNN's bf16 LSTM kernel, else fp32)"
-            if "mixed" in asked else f" (asked: {', '.join(sorted(asked))})")  # fmt: skip
+    note = (
+        " (asked: mixed, i.e. bf16 only where the CPU has native bf16 and oneDNN's bf16 LSTM kernel, else fp32)"
+        if "mixed" in asked
+        else f" (asked: {', '.join(sorted(asked))})"
+    )
     if len(set(ran.values())) == 1:
         return f"{next(iter(ran.values()))} for every arm{note}"
     return ", ".join(f"{arm} {p}" for arm, p in ran.items()) + note
@@ -256,8 +271,9 @@ def git_commit() -> str:
     if root is None:
         return ""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5)  # fmt: skip
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return f"(commit {out.stdout.strip()})" if out.returncode == 0 and out.stdout.strip() else ""

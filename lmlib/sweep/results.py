@@ -33,12 +33,19 @@ def trials_table(study) -> pd.DataFrame:
         if t.user_attrs.get("surplus"):
             continue  # created in a race between workers and never trained (lmlib.sweep.worker)
         retry = t.system_attrs.get("failed_trial")
-        rows.append({
-            "trial": t.number, "state": t.state.name.lower(), **t.params,
-            "valid ppl": t.user_attrs.get("valid_ppl"), "test ppl": t.user_attrs.get("test_ppl"),
-            "epochs": t.user_attrs.get("epochs_run"), "minutes": _minutes(t.user_attrs.get("wall_seconds")),
-            "retry of": retry if retry is not None else "", "run": t.user_attrs.get("run_dir", ""),
-        })  # fmt: skip
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                **t.params,
+                "valid ppl": t.user_attrs.get("valid_ppl"),
+                "test ppl": t.user_attrs.get("test_ppl"),
+                "epochs": t.user_attrs.get("epochs_run"),
+                "minutes": _minutes(t.user_attrs.get("wall_seconds")),
+                "retry of": retry if retry is not None else "",
+                "run": t.user_attrs.get("run_dir", ""),
+            }
+        )
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 

@@ -77,8 +77,12 @@ class SweepSpace:
 
     def signature(self) -> str:
         """What must be equal for two workers to share a study (JSON, stored with the study)."""
-        fields = {"preset": self.preset, "overrides": self.overrides, "objective": self.objective,
-                  "params": [vars(p) for p in self.params]}  # fmt: skip
+        fields = {
+            "preset": self.preset,
+            "overrides": self.overrides,
+            "objective": self.objective,
+            "params": [vars(p) for p in self.params],
+        }
         return json.dumps(fields, sort_keys=True, default=list)
 
 
@@ -215,8 +219,11 @@ def make_pruner(name: str, options: dict | None = None, where: str = "pruner"):
     """The optuna pruner: median (Golovin et al. 2017), successive halving (Jamieson & Talwalkar 2016), none."""
     import optuna
 
-    kinds = {"median": optuna.pruners.MedianPruner, "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-             "none": optuna.pruners.NopPruner}  # fmt: skip
+    kinds = {
+        "median": optuna.pruners.MedianPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "none": optuna.pruners.NopPruner,
+    }
     try:
         return kinds[name](**(options or {}))
     except (TypeError, ValueError) as err:

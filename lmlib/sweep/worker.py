@@ -103,8 +103,10 @@ def run_worker(plan: WorkerPlan, log=print) -> WorkerReport:
         if not trial.user_attrs.get("surplus"):
             report.trials.append(trial.number)
             log(f"[{report.worker}] {describe_trial(trial)}")
-    log(f"[{report.worker}] stopped ({report.stopped}): trained {len(report.trials)} trial(s); "
-        f"the study has {report.finished} of {plan.trials}")  # fmt: skip
+    log(
+        f"[{report.worker}] stopped ({report.stopped}): trained {len(report.trials)} trial(s); "
+        f"the study has {report.finished} of {plan.trials}"
+    )
     if failures >= MAX_FAILURES_IN_A_ROW:  # a worker that could not train is a failure, not a finished sweep
         last = _trial(study, report.trials[-1]).user_attrs.get("error", "no reason recorded")
         raise LMError(f"the sweep worker stopped: {report.stopped}; the last one: {last}")
@@ -117,8 +119,9 @@ def open_study(plan: WorkerPlan):
 
     storage = open_storage(plan.storage, plan.heartbeat, plan.grace)
     pruner = make_pruner(plan.space.pruner, plan.space.pruner_options)
-    study = optuna.create_study(study_name=plan.study, storage=storage, pruner=pruner, direction="minimize",
-                                load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(
+        study_name=plan.study, storage=storage, pruner=pruner, direction="minimize", load_if_exists=True
+    )
     signature = plan.space.signature() + f" pruner={plan.space.pruner}{plan.space.pruner_options}"
     saved = study.user_attrs.get("lmlib:space")
     if saved is None:
@@ -205,8 +208,9 @@ class _Objective:
         # checkpoint (after an epoch's metrics row) leaves nothing to resume: start it over.
         restart = first is not None and not RunPaths(run_dir).last.is_file()
         try:
-            results = train(config, run_dir, prepared=self._prepare(config), progress=False, on_epoch=on_epoch,
-                            restart=restart)  # fmt: skip
+            results = train(
+                config, run_dir, prepared=self._prepare(config), progress=False, on_epoch=on_epoch, restart=restart
+            )
         except TrainingInterrupted as err:
             raise KeyboardInterrupt from err  # the worker stops; the trial is re-queued (run_worker)
         for key in ("valid_ppl", "test_ppl", "best_epoch", "epochs_run", "stopped", "parameters", "wall_seconds"):

@@ -60,9 +60,16 @@ def read_original_config(path: str | os.PathLike) -> RunConfig:
     p = raw["dropout_rate"]
     try:
         return get_preset(
-            "original", emb_dim=raw["emb_dim"], hid_dim=raw["hid_dim"], num_layers=raw["num_layers"],
-            dropout_input=p, dropout_hidden=p, dropout_output=p, bptt=raw["seq_len"], batch_size=raw["batch_size"],
-        )  # fmt: skip
+            "original",
+            emb_dim=raw["emb_dim"],
+            hid_dim=raw["hid_dim"],
+            num_layers=raw["num_layers"],
+            dropout_input=p,
+            dropout_hidden=p,
+            dropout_output=p,
+            bptt=raw["seq_len"],
+            batch_size=raw["batch_size"],
+        )
     except LMError as err:
         raise LMError(f"{path}: {err}") from None
 
@@ -131,10 +138,12 @@ def map_weights(state: dict[str, torch.Tensor], config: RunConfig, vocab_size: i
         )
     gates = 4 * model.hid_dim  # nn.LSTM stacks the input, forget, cell and output gates
     shapes = {
-        "embedding.weight": (vocab_size, model.emb_dim), "fc.weight": (vocab_size, model.hid_dim),
-        "fc.bias": (vocab_size,), "lstm.weight_ih_l0": (gates, model.emb_dim),
+        "embedding.weight": (vocab_size, model.emb_dim),
+        "fc.weight": (vocab_size, model.hid_dim),
+        "fc.bias": (vocab_size,),
+        "lstm.weight_ih_l0": (gates, model.emb_dim),
         "lstm.weight_hh_l0": (gates, model.hid_dim),
-    }  # fmt: skip
+    }
     for name, shape in shapes.items():
         if tuple(state[name].shape) != shape:
             raise LMError(
@@ -174,11 +183,17 @@ def import_original(
     info = {
         "imported_from": {"state_dict": str(state_dict), "vocab": str(vocab), "config": str(config)},
         "specials_moved": order[:2] != [0, 1],
-        "resolved_device": None, "resolved_precision": None,  # it was not trained here
-        "corpus": run_config.data.corpus, "corpus_checked": corpus is not None, "protocol": "original",
-        "min_freq": 3, "vocab_size": len(words), "parameters": count_parameters(model),
-        "torch": torch.__version__, "lmlib": __version__,
-    }  # fmt: skip
+        "resolved_device": None,
+        "resolved_precision": None,  # it was not trained here
+        "corpus": run_config.data.corpus,
+        "corpus_checked": corpus is not None,
+        "protocol": "original",
+        "min_freq": 3,
+        "vocab_size": len(words),
+        "parameters": count_parameters(model),
+        "torch": torch.__version__,
+        "lmlib": __version__,
+    }
     results = {key: None for key in RESULT_KEYS} | {"parameters": info["parameters"], "stopped": "imported"}
     with atomic_dir(run_dir) as tmp:  # all or nothing: a failed measurement leaves no half run
         paths = RunPaths(tmp)

@@ -238,13 +238,15 @@ def _metrics_row(session: Session, valid_loss: float, partial: bool) -> dict:
     fraction = state.column / max(session.batches["train"].size(1) - 1, 1)
     return {
         "epoch": round(state.epoch - 1 + fraction, 4) if partial else state.epoch,
-        "train_loss": round(train_loss, 6), "train_ppl": round(perplexity(train_loss), 4),
-        "valid_loss": round(valid_loss, 6), "valid_ppl": round(perplexity(valid_loss), 4),
+        "train_loss": round(train_loss, 6),
+        "train_ppl": round(perplexity(train_loss), 4),
+        "valid_loss": round(valid_loss, 6),
+        "valid_ppl": round(perplexity(valid_loss), 4),
         "lr": session.update.lr,
         "train_seconds": round(state.train_seconds, 3),
         "train_tokens_per_s": round(state.tokens / max(state.train_seconds, 1e-9), 1),
         "wall_seconds": round(state.elapsed, 3),
-    }  # fmt: skip
+    }
 
 
 def _finish(session: Session, tracker: Tracker) -> dict:
@@ -255,9 +257,15 @@ def _finish(session: Session, tracker: Tracker) -> dict:
         session.model, session.batches["test"], session.config.train.bptt, tracker.bar_name("test")
     )
     results = {
-        "parameters": count_parameters(session.model), "best_epoch": session.state.best_epoch,
-        "valid_loss": valid, "valid_ppl": perplexity(valid), "test_loss": test, "test_ppl": perplexity(test),
-        "wall_seconds": round(session.state.elapsed, 2), "stopped": session.state.stopped,
-        "resolved_device": str(session.device), "resolved_precision": session.precision,
-    }  # fmt: skip
+        "parameters": count_parameters(session.model),
+        "best_epoch": session.state.best_epoch,
+        "valid_loss": valid,
+        "valid_ppl": perplexity(valid),
+        "test_loss": test,
+        "test_ppl": perplexity(test),
+        "wall_seconds": round(session.state.elapsed, 2),
+        "stopped": session.state.stopped,
+        "resolved_device": str(session.device),
+        "resolved_precision": session.precision,
+    }
     return session.dist.write_results(session.paths, results)  # with what metrics.csv adds: epochs run, ...

@@ -106,12 +106,18 @@ def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, 
 def describe_run(prepared: Prepared, model: LanguageModel, device: torch.device, precision: str) -> dict:
     """What config.json records beside the config: what `auto` and the corpus resolved to, and versions."""
     return {
-        "resolved_device": str(device), "resolved_precision": precision,
-        "corpus": prepared.corpus, "protocol": prepared.protocol, "min_freq": prepared.min_freq,
-        "vocab_size": len(prepared.vocab), "split_tokens": prepared.split_tokens,
-        "parameters": count_parameters(model), "torch": torch.__version__, "lmlib": __version__,
+        "resolved_device": str(device),
+        "resolved_precision": precision,
+        "corpus": prepared.corpus,
+        "protocol": prepared.protocol,
+        "min_freq": prepared.min_freq,
+        "vocab_size": len(prepared.vocab),
+        "split_tokens": prepared.split_tokens,
+        "parameters": count_parameters(model),
+        "torch": torch.__version__,
+        "lmlib": __version__,
         "machine": describe_machine(device),
-    }  # fmt: skip
+    }
 
 
 def describe_machine(device: torch.device) -> str:

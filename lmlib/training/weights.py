@@ -69,8 +69,12 @@ def _lstm_shapes(model: ModelConfig) -> dict[str, tuple[int, ...]]:
     per_layer = uses_per_layer_lstms(model)  # one nn.LSTM per layer, else one multi-layer nn.LSTM
     for k, (i, h) in enumerate(lstm_sizes(model)):
         prefix, suffix = (f"rnns.{k}.", "_l0") if per_layer else ("rnns.0.", f"_l{k}")
-        for name, shape in (("weight_ih", (4 * h, i)), ("weight_hh", (4 * h, h)), ("bias_ih", (4 * h,)),
-                            ("bias_hh", (4 * h,))):  # fmt: skip
+        for name, shape in (
+            ("weight_ih", (4 * h, i)),
+            ("weight_hh", (4 * h, h)),
+            ("bias_ih", (4 * h,)),
+            ("bias_hh", (4 * h,)),
+        ):
             shapes[prefix + name + suffix] = shape
     return shapes
 
@@ -79,10 +83,20 @@ def _transformer_shapes(model: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Positions and nn.TransformerEncoderLayer blocks as lmlib.model.transformer builds them."""
     d, f = model.emb_dim, model.hid_dim
     shapes = {"position.weight": (2 * model.context, d), "blocks.norm.weight": (d,), "blocks.norm.bias": (d,)}
-    block = {"self_attn.in_proj_weight": (3 * d, d), "self_attn.in_proj_bias": (3 * d,),
-             "self_attn.out_proj.weight": (d, d), "self_attn.out_proj.bias": (d,), "linear1.weight": (f, d),
-             "linear1.bias": (f,), "linear2.weight": (d, f), "linear2.bias": (d,), "norm1.weight": (d,),
-             "norm1.bias": (d,), "norm2.weight": (d,), "norm2.bias": (d,)}  # fmt: skip
+    block = {
+        "self_attn.in_proj_weight": (3 * d, d),
+        "self_attn.in_proj_bias": (3 * d,),
+        "self_attn.out_proj.weight": (d, d),
+        "self_attn.out_proj.bias": (d,),
+        "linear1.weight": (f, d),
+        "linear1.bias": (f,),
+        "linear2.weight": (d, f),
+        "linear2.bias": (d,),
+        "norm1.weight": (d,),
+        "norm1.bias": (d,),
+        "norm2.weight": (d,),
+        "norm2.bias": (d,),
+    }
     for k in range(model.num_layers):
         shapes.update({f"blocks.layers.{k}.{name}": shape for name, shape in block.items()})
     return shapes
@@ -142,8 +156,11 @@ def check_layout(
     unexpected = sorted(set(found) - set(expected))
     wrong = [n for n in expected if n in found and found[n][1] != expected[n]]
     if missing or unexpected or wrong:
-        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-                 ", ".join(f"{n} is {found[n][1]} not {expected[n]}" for n in wrong[:3])]  # fmt: skip
+        parts = [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {unexpected[:3]}" if unexpected else "",
+            ", ".join(f"{n} is {found[n][1]} not {expected[n]}" for n in wrong[:3]),
+        ]
         raise LMError(
             f"weights in {source} do not fit this model ({'; '.join(p for p in parts if p)}): the checkpoint "
             "comes from another vocabulary or model shape; use the config.json and vocab.json saved with it"

@@ -40,5 +40,13 @@ from lmlib.apps.web.server import SPARE_THREADS, waitress_options
 from lmlib.apps.web.stream import summary
 
 __all__ = [
-    "SPARE_THREADS", "STATIC", "Busy", "Limits", "create_app", "parse_request", "serve", "summary", "waitress_options"
-]  # fmt: skip
+    "SPARE_THREADS",
+    "STATIC",
+    "Busy",
+    "Limits",
+    "create_app",
+    "parse_request",
+    "serve",
+    "summary",
+    "waitress_options",
+]

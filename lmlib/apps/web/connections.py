@@ -90,8 +90,9 @@ class BoundedServer(TcpWSGIServer):
 
     def evict_idle(self, count: int) -> int:
         """Close the `count` longest-idle connections (never one whose request is being answered)."""
-        idle = sorted((c for c in self.active_channels.values() if c.idle() and not c.will_close),
-                      key=lambda c: c.last_activity)[: max(count, 0)]  # fmt: skip
+        idle = sorted(
+            (c for c in self.active_channels.values() if c.idle() and not c.will_close), key=lambda c: c.last_activity
+        )[: max(count, 0)]
         for channel in idle:
             channel.will_close = True  # closed by the loop's next pass (writable -> handle_write)
         return len(idle)
