@@ -176,7 +176,7 @@ def sweep_parameters(profile: Profile, runs_root: Path) -> dict:
     storage = sweep["storage"] or f"sqlite:///{shown(runs_root / 'sweeps.db')}"
     return {
         "study": sweep["study"],
-        "space_file": sweep["space"],
+        "space_file": shown(Path(sweep["space"])),
         "trials": sweep["trials"],
         "storage": storage,
         "runs_root": shown(runs_root / "sweeps"),

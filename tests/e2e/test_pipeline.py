@@ -114,7 +114,7 @@ def test_plan_runs_05_after_04_with_the_profiles_sweep(tmp_path, fake_notebooks)
     last = plan(profile, tmp_path / "runs", tmp_path / "prep", fake_notebooks)[-1]
     assert last.notebook == "05_sweep.ipynb" and last.title == "5 · Hyperparameter sweep"
     assert last.parameters == {
-        "study": "smoke", "space_file": str(ROOT / "params" / "sweeps" / "smoke.yaml"), "trials": 3,
+        "study": "smoke", "space_file": "params/sweeps/smoke.yaml", "trials": 3,
         "storage": f"sqlite:///{tmp_path / 'runs' / 'sweeps.db'}", "runs_root": str(tmp_path / "runs" / "sweeps"),
     }  # fmt: skip
     no_sweep = load_profile("default")
