@@ -124,6 +124,17 @@ def _arm_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
+def _build_time(summary: dict) -> str:
+    """The build's wall time, or, where it reused finished runs, their training time and the render's."""
+    reused = summary.get("reused_runs") or []
+    if not reused:
+        return f"{numbers.minutes(summary['wall_seconds'])} minutes to build"
+    return (
+        f"rendered in {numbers.minutes(summary['wall_seconds'])} minutes from {len(reused)} finished runs that "
+        f"trained for {numbers.minutes(summary['training_seconds'])} minutes in all"
+    )
+
+
 def report_block(folder: str) -> Block:
     """A report's arms: parameters, valid and test perplexity (mean and range over seeds), epochs, how runs ended."""
 
@@ -134,7 +145,7 @@ def report_block(folder: str) -> Block:
         note = (
             f"The `{summary['profile']}` build on `{summary['corpus']}`: perplexity is the mean over "
             f"{'/'.join(map(str, seeds))} seeds with its range (min–max) in brackets; "
-            f"{numbers.minutes(summary['wall_seconds'])} minutes to build; {summary['versions']}."
+            f"{_build_time(summary)}; {summary.get('machine') or 'machine not recorded'}; {summary['versions']}."
         )
         return table(header, _arm_rows(summary)) + "\n\n" + note
 

@@ -1,0 +1,21 @@
+"""The committed reports as a reader gets them: no path of the machine that built them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ROOT
+
+REPORTS = sorted((ROOT / "reports").glob("*/report.html"))
+MACHINE_PATH = re.compile(r"PosixPath\(|(?<![\w.])/(?:work|home|root|tmp|Users)/")
+
+
+@pytest.mark.parametrize("report", REPORTS, ids=lambda p: p.parent.name)
+def test_a_committed_report_shows_no_machine_path(report):
+    found = MACHINE_PATH.search(report.read_text(encoding="utf-8"))
+    assert found is None, f"{report.relative_to(ROOT)} shows a machine path: {found.group(0)!r}"
+
+
+def test_the_default_report_is_committed():
+    assert ROOT / "reports" / "default" / "report.html" in REPORTS
