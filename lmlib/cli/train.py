@@ -25,7 +25,8 @@ CONCERN_TITLES = {
 }
 USAGE = (
     "%(prog)s [-h] [--preset NAME] [--config FILE.yaml] [--set FIELD=VALUE] [--FIELD VALUE ...]\n"
-    "       [--print-config] [--run-dir RUN_DIR] [--dry-run] [--restart] [--json] [--samples N]"
+    "       [--print-config] [--run-dir RUN_DIR] [--dry-run] [--restart] [--init-from NAME|DIR] [--json]\n"
+    "       [--samples N]"
 )
 
 
@@ -71,6 +72,13 @@ def add_train(commands) -> None:
         "--restart",
         action="store_true",
         help="start over: delete the run's checkpoint, metrics, weights and results first",
+    )
+    parser.add_argument(
+        "--init-from",
+        metavar="NAME|DIR",
+        default=None,
+        help="start from this model's weights (a shipped model, an exported folder or a run) with a fresh "
+        "optimiser: to continue or fine-tune it on the data it was trained on (the same vocabulary)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
     parser.add_argument(
@@ -148,7 +156,7 @@ def run_train(args) -> int:
     from lmlib.training.loop import train
 
     run_dir = args.run_dir or f"runs/{args.preset}"
-    results = train(config, run_dir, progress=not args.json, restart=args.restart)
+    results = train(config, run_dir, progress=not args.json, restart=args.restart, init_from=args.init_from)
     if not current().is_main:  # under torchrun, rank 0 alone reports (and samples)
         return 0
     from lmlib.pretrained.card import write_model_card

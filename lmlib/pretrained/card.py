@@ -164,7 +164,9 @@ def training_command(config: RunConfig, run: dict) -> str:
         if best_changes is None or len(changes) < len(best_changes):
             best, best_changes = preset, changes
     sets = "".join(f" \\\n    --set {k}={_flag_value(v)}" for k, v in sorted((best_changes or {}).items()))
-    return f"python -m lmlib train --preset {best} --run-dir runs/{best}{sets}"
+    start = run.get("init_from") or {}
+    init = f" \\\n    --init-from {start['model']}" if start.get("model") else ""
+    return f"python -m lmlib train --preset {best} --run-dir runs/{best}{init}{sets}"
 
 
 def _flag_value(value) -> str:
@@ -196,11 +198,18 @@ def _machine(run: dict, results: dict) -> str:
     epochs = results.get("epochs_run")
     where = run.get("resolved_device") or "an unrecorded device"
     where = f"{where} ({run['machine']})" if run.get("machine") else where
+    start = run.get("init_from") or {}
+    before = (
+        f" Started from the weights of {start.get('name') or start['model']} ({start.get('epochs_run', '?')} "
+        f"epochs, valid perplexity {_ppl(start.get('valid_ppl'))}), with a fresh optimiser."
+        if start.get("model")
+        else ""
+    )
     return (
         f"Trained on {where} in "
         f"{run.get('resolved_precision') or 'fp32'}, torch {run.get('torch', '?')}, lmlib {run.get('lmlib', '?')}: "
         f"{hours:.1f} hours of wall time, {epochs if epochs is not None else '?'} epochs "
-        f"(best validation at epoch {results.get('best_epoch', '?')}, stopped: {results.get('stopped', '?')})."
+        f"(best validation at epoch {results.get('best_epoch', '?')}, stopped: {results.get('stopped', '?')}).{before}"
     )
 
 

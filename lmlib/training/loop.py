@@ -66,11 +66,13 @@ def train(
     progress: bool = True,
     on_epoch: EpochHook | None = None,
     restart: bool = False,
+    init_from: str | None = None,
 ) -> dict:
     """Train (or resume) the run in `run_dir`; return its results dict.
 
     One process at a time owns a run directory (lmlib.training.ownership): a second is refused.
-    `restart` deletes the run's files first and starts over.
+    `restart` deletes the run's files first and starts over. `init_from` (a model's name or
+    folder) gives a new run its starting weights (lmlib.training.initial).
     """
     paths = RunPaths(Path(run_dir))
     dist = distributed.current()  # Single() unless started by torchrun
@@ -79,7 +81,7 @@ def train(
         finished = dist.finished_results(paths, config)
         if finished is not None:
             return finished  # already trained with exactly this config: nothing to do
-        session = open_session(config, paths, prepared, dist)
+        session = open_session(config, paths, prepared, dist, init_from)
         tracker = dist.tracker(paths, config.runtime.logger, session.state.step, progress)
         try:
             with stop_on_sigint() as stop:

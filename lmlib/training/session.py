@@ -28,6 +28,7 @@ from lmlib.model.build import Hidden, LanguageModel, build_model, count_paramete
 from lmlib.training.checkpoint import load_model_tensors, load_tensors, model_tensors, restore_rng, rng_tensors
 from lmlib.training.device import cpu_model, resolve_device, resolve_precision
 from lmlib.training.distributed import Single
+from lmlib.training.initial import initial_weights
 from lmlib.training.optim import UpdateRule
 from lmlib.training.runs import RunPaths, read_best_weights
 from lmlib.training.weights import planned_weights
@@ -69,8 +70,17 @@ class Session:
     dist: Single = field(default_factory=Single)  # this process's steps (lmlib.training.distributed)
 
 
-def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, dist: Single | None = None) -> Session:
+def open_session(
+    config: RunConfig,
+    paths: RunPaths,
+    prepared: Prepared | None,
+    dist: Single | None = None,
+    init_from: str | None = None,
+) -> Session:
     """Build the model and everything around it; resume from last.safetensors when there is one.
+
+    A new run starts from `init_from`'s weights when given (lmlib.training.initial); a resumed
+    run from its checkpoint, whatever `init_from` says.
 
     The steps go through `dist` (lmlib.training.distributed), which under torchrun shares them
     between processes; read alone, this is the one-process story.
@@ -87,7 +97,9 @@ def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, 
         dist.check_checkpoint(paths, len(prepared.vocab), config.model)
     device = dist.device(resolve_device(config.runtime.device))
     precision = resolve_precision(config.runtime.precision, device)
-    model = build_model(len(prepared.vocab), config.model).to(device)
+    model = build_model(len(prepared.vocab), config.model)
+    started_from = initial_weights(model, prepared.vocab, init_from) if init_from and not resuming else None
+    model = model.to(device)
     dist.seed_dropout(config.train.seed)
     batches = dist.shard(batch_splits(prepared, config.data, config.train, device))
     update = UpdateRule(config.train, model, device, precision)
@@ -96,7 +108,10 @@ def open_session(config: RunConfig, paths: RunPaths, prepared: Prepared | None, 
     if resuming:
         restore(session)
     else:
-        dist.write_run_files(paths, config, prepared, describe_run(prepared, model, device, precision))
+        run = describe_run(prepared, model, device, precision)
+        if started_from:
+            run["init_from"] = started_from  # the card's training command and history name it
+        dist.write_run_files(paths, config, prepared, run)
         # The first checkpoint comes before any metrics or weights: whatever write fails later (a full
         # disk), the same command resumes from a checkpoint instead of finding records it cannot continue.
         save_checkpoint(session)

@@ -1,0 +1,39 @@
+"""Starting a run from a trained model's weights (`train --init-from NAME|DIR`).
+
+Fine-tuning or continuing a model on its own data, as Hugging Face's `from_pretrained` then
+`Trainer` does: the new run starts from the model's best-validation weights (any dtype an
+exported folder stores, upcast to float32) with a fresh optimiser, its own learning-rate
+schedule and its own epochs. A word-level model's output rows are its vocabulary, so the new
+run's corpus, protocol and min_freq must build the very same vocabulary, and its architecture
+must give the same shapes (dropouts and the update rule may differ). Anything else is refused
+with one line before training starts; nothing is unpickled (safetensors and JSON only).
+"""
+
+from __future__ import annotations
+
+from lmlib.data.vocab import Vocab
+from lmlib.errors import LMError
+from lmlib.model.build import LanguageModel
+from lmlib.training.checkpoint import load_model_tensors, model_tensors
+
+
+def initial_weights(model: LanguageModel, vocab: Vocab, name_or_path: str) -> dict:
+    """Load `name_or_path`'s weights into `model` (built for `vocab`); return what config.json records of it."""
+    from lmlib.pretrained.locate import locate
+    from lmlib.training.runs import load_model, read_results
+
+    folder, name = locate(name_or_path)
+    source, source_vocab, _ = load_model(folder, "cpu")
+    if source_vocab.itos != vocab.itos:
+        raise LMError(
+            f"--init-from {name_or_path}: its vocabulary ({len(source_vocab):,} words) is not this run's "
+            f"({len(vocab):,}): a model continues only on the corpus, protocol and min_freq it was trained on"
+        )
+    load_model_tensors(model, model_tensors(source), f"--init-from {name_or_path}")
+    results = read_results(folder) or {}
+    return {
+        "model": str(name_or_path),
+        "name": name,
+        "epochs_run": results.get("epochs_run"),
+        "valid_ppl": results.get("valid_ppl"),
+    }
