@@ -156,7 +156,8 @@ def run_train(args) -> int:
     from lmlib.training.loop import train
 
     run_dir = args.run_dir or f"runs/{args.preset}"
-    results = train(config, run_dir, progress=not args.json, restart=args.restart, init_from=args.init_from)
+    start = _start_from(args.init_from) if args.init_from else None
+    results = train(config, run_dir, progress=not args.json, restart=args.restart, init_from=start)
     if not current().is_main:  # under torchrun, rank 0 alone reports (and samples)
         return 0
     from lmlib.pretrained.card import write_model_card
@@ -174,6 +175,15 @@ def run_train(args) -> int:
     for text in samples:
         print(f"sample: {printable(text)}")
     return 0
+
+
+def _start_from(name_or_path: str):
+    """--init-from's model: any name `--model` takes (a shipped model, a folder, a Hub id), as a folder."""
+    from lmlib.pretrained.locate import locate
+    from lmlib.training.initial import StartFrom
+
+    folder, _ = locate(name_or_path)
+    return StartFrom(folder, name_or_path)
 
 
 def _samples(run_dir: str, count: int) -> list[str]:

@@ -11,18 +11,36 @@ with one line before training starts; nothing is unpickled (safetensors and JSON
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 from lmlib.model.build import LanguageModel
 from lmlib.training.checkpoint import load_model_tensors, model_tensors
 
 
-def initial_weights(model: LanguageModel, vocab: Vocab, name_or_path: str) -> dict:
-    """Load `name_or_path`'s weights into `model` (built for `vocab`); return what config.json records of it."""
-    from lmlib.pretrained.locate import locate
+@dataclass(frozen=True)
+class StartFrom:
+    """The model a run starts from: its folder (a run or an exported folder), and the name the user gave it
+    (a shipped model's or a Hub id's; the CLI finds the folder with lmlib.pretrained.locate)."""
+
+    folder: Path
+    name_or_path: str
+
+    @classmethod
+    def of(cls, start: StartFrom | str | os.PathLike) -> StartFrom:
+        return start if isinstance(start, StartFrom) else cls(Path(start), str(start))
+
+
+def initial_weights(model: LanguageModel, vocab: Vocab, start: StartFrom) -> dict:
+    """Load `start`'s weights into `model` (built for `vocab`); return what config.json records of it."""
     from lmlib.training.runs import load_model, read_results
 
-    folder, name = locate(name_or_path)
+    folder, name_or_path = start.folder, start.name_or_path
+    if not (folder / "config.json").is_file():
+        raise LMError(f"--init-from {name_or_path}: no model there (no config.json): give a run or an exported folder")
     source, source_vocab, _ = load_model(folder, "cpu")
     if source_vocab.itos != vocab.itos:
         raise LMError(
@@ -33,7 +51,8 @@ def initial_weights(model: LanguageModel, vocab: Vocab, name_or_path: str) -> di
     results = read_results(folder) or {}
     return {
         "model": str(name_or_path),
-        "name": name,
+        "name": Path(name_or_path).name or name_or_path,
         "epochs_run": results.get("epochs_run"),
         "valid_ppl": results.get("valid_ppl"),
+        "wall_seconds": results.get("wall_seconds"),
     }

@@ -37,6 +37,7 @@ from lmlib.errors import LMError
 from lmlib.model.head import count_parameters
 from lmlib.training import distributed
 from lmlib.training.evaluate import perplexity
+from lmlib.training.initial import StartFrom
 from lmlib.training.runs import RunPaths
 from lmlib.training.session import (
     LoopState,
@@ -66,12 +67,12 @@ def train(
     progress: bool = True,
     on_epoch: EpochHook | None = None,
     restart: bool = False,
-    init_from: str | None = None,
+    init_from: StartFrom | str | os.PathLike | None = None,
 ) -> dict:
     """Train (or resume) the run in `run_dir`; return its results dict.
 
     One process at a time owns a run directory (lmlib.training.ownership): a second is refused.
-    `restart` deletes the run's files first and starts over. `init_from` (a model's name or
+    `restart` deletes the run's files first and starts over. `init_from` (a model's
     folder) gives a new run its starting weights (lmlib.training.initial).
     """
     paths = RunPaths(Path(run_dir))

@@ -28,7 +28,7 @@ from lmlib.model.build import Hidden, LanguageModel, build_model, count_paramete
 from lmlib.training.checkpoint import load_model_tensors, load_tensors, model_tensors, restore_rng, rng_tensors
 from lmlib.training.device import cpu_model, resolve_device, resolve_precision
 from lmlib.training.distributed import Single
-from lmlib.training.initial import initial_weights
+from lmlib.training.initial import StartFrom, initial_weights
 from lmlib.training.optim import UpdateRule
 from lmlib.training.runs import RunPaths, read_best_weights
 from lmlib.training.weights import planned_weights
@@ -75,7 +75,7 @@ def open_session(
     paths: RunPaths,
     prepared: Prepared | None,
     dist: Single | None = None,
-    init_from: str | None = None,
+    init_from: StartFrom | str | os.PathLike | None = None,
 ) -> Session:
     """Build the model and everything around it; resume from last.safetensors when there is one.
 
@@ -98,7 +98,9 @@ def open_session(
     device = dist.device(resolve_device(config.runtime.device))
     precision = resolve_precision(config.runtime.precision, device)
     model = build_model(len(prepared.vocab), config.model)
-    started_from = initial_weights(model, prepared.vocab, init_from) if init_from and not resuming else None
+    started_from = None
+    if init_from is not None and not resuming:
+        started_from = initial_weights(model, prepared.vocab, StartFrom.of(init_from))
     model = model.to(device)
     dist.seed_dropout(config.train.seed)
     batches = dist.shard(batch_splits(prepared, config.data, config.train, device))

@@ -88,3 +88,15 @@ def test_the_cli_flag(tiny_run, tmp_path, capsys):
     assert code == 0
     assert json.loads(capsys.readouterr().out)["stopped"] == "completed"
     assert "--init-from" in (run_dir / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_cli_finds_a_shipped_model_by_name_and_checks_its_shapes(tmp_path, capsys):
+    """`--init-from austen` is the shipped model (as `--model austen`); the smoke preset's smaller untied network
+    does not fit its weights, so it is refused before any training, in one line naming it."""
+    code = main(
+        ["train", "--preset", "smoke", "--set", "epochs=1", "--set", "subset_tokens=5000",
+         "--run-dir", str(tmp_path / "run"), "--init-from", "austen"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and "--init-from austen" in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "metrics.csv").exists()
