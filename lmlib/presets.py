@@ -51,8 +51,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # their Penn Treebank strengths for a model this size (Merity et al. 2017, §4). Adam at 3e-3 for
     # six epochs, then halved every epoch (Zaremba et al. 2014's step schedule; on this corpus a
     # short annealing reached a better test perplexity than a long plateau schedule, compare
-    # reports/default with benchmarks/results/time_to_quality.json), at most 12 epochs, early
-    # stopping after 2 without improvement. fp32, so a rebuild gives the same numbers on any CPU.
+    # reports/default with benchmarks/results/time_to_quality.json), 12 epochs, early stopping
+    # after 2 without improvement. Six epochs at the full rate, not four: a run decayed from epoch
+    # 5 was still improving 1% an epoch at epoch 7 with its rate already at an eighth. The shipped
+    # run trained all 12 (its last epoch gained 0.04%: the rate had reached 1/64); docs/models.md
+    # gives its numbers. fp32, so a rebuild gives the same numbers on any CPU.
     "austen": dict(
         emb_dim=400, hid_dim=512, init="awd", tie_weights=True, locked_dropout=True,
         dropout_input=0.4, dropout_hidden=0.25, dropout_output=0.4, dropout_embedding=0.1, weight_drop=0.4,

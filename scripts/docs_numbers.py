@@ -686,7 +686,10 @@ BLOCKS: dict[str, Block] = {
         _shipped_model,
     ),
     "serving": Block(
-        (f"{RESULTS}/serving.json",), "python benchmarks/serving.py --model austen --run-dir runs/austen", _serving
+        (f"{RESULTS}/serving.json",),
+        "python benchmarks/serving.py --model austen --run-dir runs/austen "
+        '--modes "fp32,fp16 weights,bf16 weights,int8"',
+        _serving,
     ),
     "cli-help": Block((f"{RESULTS}/cli_help.json",), "python benchmarks/cli_help.py", _cli_help),
     "time-to-quality": Block(
