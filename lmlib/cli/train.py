@@ -156,7 +156,7 @@ def run_train(args) -> int:
     from lmlib.training.loop import train
 
     run_dir = args.run_dir or f"runs/{args.preset}"
-    start = _start_from(args.init_from) if args.init_from else None
+    start = _start_from(args.init_from, run_dir, args.restart) if args.init_from else None
     results = train(config, run_dir, progress=not args.json, restart=args.restart, init_from=start)
     if not current().is_main:  # under torchrun, rank 0 alone reports (and samples)
         return 0
@@ -177,11 +177,17 @@ def run_train(args) -> int:
     return 0
 
 
-def _start_from(name_or_path: str):
-    """--init-from's model: any name `--model` takes (a shipped model, a folder, a Hub id), as a folder."""
+def _start_from(name_or_path: str, run_dir: str, restart: bool):
+    """--init-from's model: any name `--model` takes (a shipped model, a folder, a Hub id), as a folder.
+
+    Not looked up where the run resumes from its own checkpoint: it needs no source then (which may be gone).
+    """
     from lmlib.pretrained.locate import locate
     from lmlib.training.initial import StartFrom
+    from lmlib.training.runs import RunPaths
 
+    if RunPaths(Path(run_dir)).last.is_file() and not restart:
+        return StartFrom(None, name_or_path)
     folder, _ = locate(name_or_path)
     return StartFrom(folder, name_or_path)
 

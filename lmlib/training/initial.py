@@ -26,7 +26,7 @@ class StartFrom:
     """The model a run starts from: its folder (a run or an exported folder), and the name the user gave it
     (a shipped model's or a Hub id's; the CLI finds the folder with lmlib.pretrained.locate)."""
 
-    folder: Path
+    folder: Path | None  # None where the CLI did not look it up: the run resumes and does not need it
     name_or_path: str
 
     @classmethod
@@ -34,12 +34,32 @@ class StartFrom:
         return start if isinstance(start, StartFrom) else cls(Path(start), str(start))
 
 
+def check_start(start: StartFrom, run_dir: Path) -> None:
+    """Before anything is written or deleted (`--restart`): a run cannot start from its own folder."""
+    if start.folder is not None and start.folder.resolve() == run_dir.resolve():
+        raise LMError(
+            f"--init-from {start.name_or_path} is this run's own folder: give another model, or leave out "
+            "--init-from to resume the run"
+        )
+
+
+def check_same_start(start: StartFrom, recorded: dict | None) -> None:
+    """A resumed run continues from its own checkpoint: --init-from may only repeat what it started from."""
+    started = (recorded or {}).get("model")
+    if started != start.name_or_path:
+        was = f"from {started}" if started else "without --init-from"
+        raise LMError(
+            f"this run was started {was}, not from {start.name_or_path}: leave out --init-from to resume it, "
+            "or pass --restart to start it over"
+        )
+
+
 def initial_weights(model: LanguageModel, vocab: Vocab, start: StartFrom) -> dict:
     """Load `start`'s weights into `model` (built for `vocab`); return what config.json records of it."""
     from lmlib.training.runs import load_model, read_results
 
     folder, name_or_path = start.folder, start.name_or_path
-    if not (folder / "config.json").is_file():
+    if folder is None or not (folder / "config.json").is_file():
         raise LMError(f"--init-from {name_or_path}: no model there (no config.json): give a run or an exported folder")
     source, source_vocab, _ = load_model(folder, "cpu")
     if source_vocab.itos != vocab.itos:

@@ -37,8 +37,8 @@ from lmlib.errors import LMError
 from lmlib.model.head import count_parameters
 from lmlib.training import distributed
 from lmlib.training.evaluate import perplexity
-from lmlib.training.initial import StartFrom
-from lmlib.training.runs import RunPaths
+from lmlib.training.initial import StartFrom, check_same_start, check_start
+from lmlib.training.runs import RunPaths, read_config
 from lmlib.training.session import (
     LoopState,
     Session,
@@ -78,9 +78,14 @@ def train(
     paths = RunPaths(Path(run_dir))
     dist = distributed.current()  # Single() unless started by torchrun
     check_logger(config.runtime.logger)  # a missing package is refused before anything is written
+    init_from = StartFrom.of(init_from) if init_from is not None else None
+    if init_from is not None:
+        check_start(init_from, paths.root)  # before --restart deletes anything
     with dist.own_run_dir(paths, restart=restart):
         finished = dist.finished_results(paths, config)
         if finished is not None:
+            if init_from is not None:
+                check_same_start(init_from, read_config(paths.root)[1].get("init_from"))
             return finished  # already trained with exactly this config: nothing to do
         session = open_session(config, paths, prepared, dist, init_from)
         tracker = dist.tracker(paths, config.runtime.logger, session.state.step, progress)

@@ -6,6 +6,7 @@ The smoke run (tests/lm_fixtures.py) is the model; each test trains from it, or 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -100,3 +101,31 @@ def test_the_cli_finds_a_shipped_model_by_name_and_checks_its_shapes(tmp_path, c
     err = capsys.readouterr().err
     assert code != 0 and "--init-from austen" in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_restart_from_the_runs_own_folder_is_refused_before_anything_is_deleted(tiny_run, tmp_path):
+    run_dir = tmp_path / "own"
+    shutil.copytree(tiny_run, run_dir)
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(LMError, match="this run's own folder"):
+        train(get_preset("smoke", **SMOKE), run_dir, progress=False, restart=True, init_from=str(run_dir))
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_run_resumes_without_its_source_and_refuses_another(tiny_run, tmp_path, capsys):
+    """An interrupted continued run resumes from its own checkpoint (the source may be gone); naming another
+    source, or one for a run started without, is refused; a finished run is refused the same way."""
+    source = tmp_path / "source"
+    shutil.copytree(tiny_run, source)
+    run_dir = tmp_path / "continued"
+    config = get_preset("smoke", **SMOKE)
+    open_session(config, RunPaths(run_dir), None, init_from=str(source))  # a checkpoint, as if killed at once
+    shutil.rmtree(source)
+    args = ["train", "--preset", "smoke", "--set", "epochs=1", "--set", "subset_tokens=5000",
+            "--run-dir", str(run_dir), "--json", "--samples", "0"]  # fmt: skip
+    assert main([*args, "--init-from", str(tiny_run)]) != 0
+    assert f"started from {source}, not from {tiny_run}" in capsys.readouterr().err
+    assert main([*args, "--init-from", str(source)]) == 0  # resumed: the source is not needed
+    assert json.loads(capsys.readouterr().out)["stopped"] == "completed"
+    assert main([*args, "--init-from", str(tiny_run)]) != 0  # finished: still another source
+    assert "not from" in capsys.readouterr().err
