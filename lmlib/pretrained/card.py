@@ -9,6 +9,7 @@ front matter (library_name, license, datasets, metrics, model-index); lmlib's te
 from __future__ import annotations
 
 import os
+import shlex
 import string
 from importlib import resources
 from pathlib import Path
@@ -165,7 +166,7 @@ def training_command(config: RunConfig, run: dict) -> str:
             best, best_changes = preset, changes
     sets = "".join(f" \\\n    --set {k}={_flag_value(v)}" for k, v in sorted((best_changes or {}).items()))
     start = run.get("init_from") or {}
-    init = f" \\\n    --init-from {start['model']}" if start.get("model") else ""
+    init = f" \\\n    --init-from {shlex.quote(start['model'])}" if start.get("model") else ""
     return f"python -m lmlib train --preset {best} --run-dir runs/{best}{init}{sets}"
 
 

@@ -64,8 +64,9 @@ def initial_weights(model: LanguageModel, vocab: Vocab, start: StartFrom) -> dic
     source, source_vocab, _ = load_model(folder, "cpu")
     if source_vocab.itos != vocab.itos:
         raise LMError(
-            f"--init-from {name_or_path}: its vocabulary ({len(source_vocab):,} words) is not this run's "
-            f"({len(vocab):,}): a model continues only on the corpus, protocol and min_freq it was trained on"
+            f"--init-from {name_or_path}: its vocabulary ({len(source_vocab):,} words) differs from this run's "
+            f"({len(vocab):,}{', in another order' if len(vocab) == len(source_vocab) else ''}): a model continues "
+            "only on the corpus, protocol and min_freq it was trained on"
         )
     load_model_tensors(model, model_tensors(source), f"--init-from {name_or_path}")
     results = read_results(folder) or {}
