@@ -41,7 +41,7 @@ def default_serving(device: torch.device, arch: str = "lstm") -> str:
     """What `auto` serves an `arch` model in on `device`: an LSTM in int8 on a CPU with the measured
     int8 kernels, else fp32.
 
-    benchmarks/serving.py (docs/performance.md): on an x86 CPU with AVX2 int8 was about 4x faster per
+    benchmarks/serving.py (docs/performance.md): on x86 CPUs (AVX2; AVX-512) int8 was about 4x faster per
     word than fp32 and changed the shipped model's test perplexity by 0.05%; bf16 was slower than fp32 where the
     CPU emulates it, and is never chosen by `auto`. ARM's kernels were not measured; a GPU keeps fp32.
     """
