@@ -223,10 +223,14 @@ def _shipped_model() -> str:
         ["parameters", numbers.count(header.get("parameters") or results.get("parameters"))],
         ["vocabulary", f"{numbers.count(header.get('vocab_size'))} words"],
         ["`model.safetensors`", f"{fixed(size / 1e6)} MB ({header.get('dtype')})"],
-        ["epochs", _shipped_epochs(results, run.get("init_from") or {})],
+        [
+            "epochs",
+            f"{numbers.epochs(results.get('epochs_run'))}, best validation at epoch {results.get('best_epoch')}, "
+            f"stopped: {str(results.get('stopped')).replace('_', ' ')}",
+        ],
         [
             "training",
-            f"{fixed(_shipped_seconds(results, run.get('init_from') or {}) / 3600)} hours of wall time on "
+            f"{fixed((results.get('wall_seconds') or 0) / 3600)} hours of wall time on "
             f"{results.get('resolved_device') or run.get('resolved_device')}"
             f"{' (' + run['machine'] + ')' if run.get('machine') else ''} in "
             f"{results.get('resolved_precision') or run.get('resolved_precision')}, torch {run.get('torch', '?')}",
@@ -234,23 +238,6 @@ def _shipped_model() -> str:
         ["target", _shipped_target(results["test_ppl"])],
     ]
     return table(["method", "valid ppl", "test ppl"], rows) + "\n\n" + table(["", "the shipped model"], facts)
-
-
-def _shipped_epochs(results: dict, start: dict) -> str:
-    """Its epochs, and those of the model it continued (`train --init-from`) when it did."""
-    stopped = str(results.get("stopped")).replace("_", " ")
-    own = f"{numbers.epochs(results.get('epochs_run'))}, best validation at epoch {results.get('best_epoch')}"
-    if not start:
-        return f"{own}, stopped: {stopped}"
-    return (
-        f"{numbers.epochs(start.get('epochs_run'))} (`{start.get('name') or start.get('model')}`), then {own} "
-        f"of the run that continued it (`--init-from`), stopped: {stopped}"
-    )
-
-
-def _shipped_seconds(results: dict, start: dict) -> float:
-    """Wall seconds of the run, plus those of the model it continued where recorded."""
-    return (results.get("wall_seconds") or 0) + (start.get("wall_seconds") or 0)
 
 
 TARGET_TEST_PPL = 110.0  # the project's goal for the shipped model (static test perplexity)

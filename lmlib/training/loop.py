@@ -82,10 +82,10 @@ def train(
     if init_from is not None:
         check_start(init_from, paths.root)  # before --restart deletes anything
     with dist.own_run_dir(paths, restart=restart):
+        if init_from is not None and paths.config.is_file():  # a started run: resumed or finished, never re-sourced
+            check_same_start(init_from, read_config(paths.root)[1].get("init_from"))
         finished = dist.finished_results(paths, config)
         if finished is not None:
-            if init_from is not None:
-                check_same_start(init_from, read_config(paths.root)[1].get("init_from"))
             return finished  # already trained with exactly this config: nothing to do
         session = open_session(config, paths, prepared, dist, init_from)
         tracker = dist.tracker(paths, config.runtime.logger, session.state.step, progress)

@@ -28,9 +28,9 @@ from lmlib.model.build import Hidden, LanguageModel, build_model, count_paramete
 from lmlib.training.checkpoint import load_model_tensors, load_tensors, model_tensors, restore_rng, rng_tensors
 from lmlib.training.device import cpu_model, resolve_device, resolve_precision
 from lmlib.training.distributed import Single
-from lmlib.training.initial import StartFrom, check_same_start, initial_weights
+from lmlib.training.initial import StartFrom, initial_weights
 from lmlib.training.optim import UpdateRule
-from lmlib.training.runs import RunPaths, read_best_weights, read_config
+from lmlib.training.runs import RunPaths, read_best_weights
 from lmlib.training.weights import planned_weights
 
 
@@ -99,9 +99,7 @@ def open_session(
     precision = resolve_precision(config.runtime.precision, device)
     model = build_model(len(prepared.vocab), config.model)
     started_from = None
-    if init_from is not None and resuming:
-        check_same_start(StartFrom.of(init_from), read_config(paths.root)[1].get("init_from"))
-    elif init_from is not None:
+    if init_from is not None and not resuming:  # a resumed run's source was checked by train()
         started_from = initial_weights(model, prepared.vocab, StartFrom.of(init_from))
     model = model.to(device)
     dist.seed_dropout(config.train.seed)
