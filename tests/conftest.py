@@ -12,8 +12,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
-# The generation fixtures (a tiny trained run, live servers, the browser) live in their own module.
-pytest_plugins = ["lm_fixtures"]
+# Fixtures shared across files live in their own modules: the generation ones (a tiny trained run,
+# live servers, the browser) and the installed wheel with the smoke report it builds.
+pytest_plugins = ["lm_fixtures", "wheel_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PTB = ROOT.parent / "shared" / "bench" / "ptb"

@@ -159,10 +159,15 @@ def test_a_failing_notebook_names_notebook_and_cell_and_keeps_the_old_report(tmp
 
 
 @pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory) -> Path:
-    """The real pipeline, smoke profile, into a temporary folder (about a minute on 2 cores)."""
-    root = tmp_path_factory.mktemp("smoke")
-    return run_pipeline("smoke", reports_dir=root / "reports", runs_root=root / "runs", log=lambda *a: None)
+def smoke_report(smoke_build) -> Path:
+    """The real pipeline, smoke profile: `python -m lmlib report --profile smoke` run by the installed wheel
+    from an empty folder (tests/wheel_fixtures.py; built once per session, test_install.py checks the folder)."""
+    return smoke_build / "reports" / "smoke" / "report.html"
+
+
+def runs_of(report: Path) -> Path:
+    """Where the report's runs are: runs/report-<profile>/ beside reports/ (lmlib.report.pipeline)."""
+    return report.parents[2] / "runs" / "report-smoke"
 
 
 def test_smoke_pipeline_writes_one_report_with_every_section(smoke_report):
@@ -232,7 +237,7 @@ def test_every_notebook_records_its_results_and_they_agree_with_the_runs(smoke_r
     from lmlib.report.notebook import recorded_results
     from lmlib.training.runs import read_results
 
-    executed, runs_root = smoke_report.parent / "notebooks", smoke_report.parents[2] / "runs"
+    executed, runs_root = smoke_report.parent / "notebooks", runs_of(smoke_report)
     data = recorded_results(executed / "01_data_prep.ipynb")
     assert (data["train_tokens"], data["vocab_size"], data["protocol"]) == (577_514, 7_784, "original")
     profile = load_profile("smoke")
@@ -268,7 +273,7 @@ def test_seeds_train_separate_runs_and_the_table_gives_their_mean_and_range(smok
     from lmlib.report.notebook import recorded_results
     from lmlib.training.runs import read_config, read_results
 
-    runs_root = smoke_report.parents[2] / "runs"
+    runs_root = runs_of(smoke_report)
     profile = load_profile("smoke")
     for rep in profile.replicates():
         config, _ = read_config(runs_root / rep.name)
@@ -286,7 +291,7 @@ def test_seeds_train_separate_runs_and_the_table_gives_their_mean_and_range(smok
     summary = json.loads((smoke_report.parent / "summary.json").read_text())
     assert summary["seeds"] == {"smoke": [1, 2], "smoke-tied": [1, 2], "smoke-transformer": [1]}
     assert len(summary["runs"]) == 5
-    assert summary["command"] == f"python -m lmlib report --profile smoke --reports-dir {smoke_report.parents[1]}"
+    assert summary["command"] == "python -m lmlib report --profile smoke"  # as it was typed
     assert "numpy" in summary["versions"] and "torch" in summary["versions"]
 
 
@@ -295,7 +300,7 @@ def test_the_gap_section_adds_up_to_the_recorded_perplexities(smoke_report):
     from lmlib.training.runs import read_results
 
     compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
-    gap, runs_root = compared["gap"], smoke_report.parents[2] / "runs"
+    gap, runs_root = compared["gap"], runs_of(smoke_report)
     assert gap["run"] == compared["best_run"]
     saved = read_results(runs_root / gap["run"])
     for split in ("valid", "test"):
@@ -314,7 +319,7 @@ def test_the_test_time_section_records_what_the_library_computes(smoke_report):
     from lmlib.training.runs import read_results
 
     compared = recorded_results(smoke_report.parent / "notebooks" / "03_compare_runs.ipynb")
-    runs_root = smoke_report.parents[2] / "runs"
+    runs_root = runs_of(smoke_report)
     assert list(compared["test_time"]) == [compared["best_run"]]  # the best seed of the best arm
     for run, methods in compared["test_time"].items():
         record = read_record(runs_root / run)
