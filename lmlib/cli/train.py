@@ -151,7 +151,7 @@ def run_train(args) -> int:
         print(config_yaml(config), end="")
         return 0
     if args.dry_run:
-        return _dry_run(config, args.json)
+        return _dry_run(config, args.json, args.init_from)
     from lmlib.training.distributed import current
     from lmlib.training.loop import train
 
@@ -201,7 +201,8 @@ def _samples(run_dir: str, count: int) -> list[str]:
     return [generator.generate("", 40, 0.8, seed=i).text for i in range(count)]
 
 
-def _dry_run(config: RunConfig, as_json: bool) -> int:
+def _dry_run(config: RunConfig, as_json: bool, init_from: str | None = None) -> int:
+    """The model's size for this config; with --init-from, also whether those weights fit it (same check as train)."""
     from lmlib.data.corpus import load_corpus
     from lmlib.data.splits import prepare
     from lmlib.training.weights import planned_weights
@@ -209,5 +210,20 @@ def _dry_run(config: RunConfig, as_json: bool) -> int:
     prepared = prepare(load_corpus(config.data.corpus), config.data.protocol, config.data.min_freq)
     _, parameters = planned_weights(len(prepared.vocab), config.model)  # counted on the meta device: no allocation
     report = {"parameters": parameters, "vocab_size": len(prepared.vocab), "config": config.to_dict()}
-    print(json_line(report) if as_json else f"{parameters:,} parameters, vocabulary {len(prepared.vocab):,}")
+    if init_from:
+        report["init_from"] = _check_init_from(config, prepared.vocab, init_from)
+    text = f"{parameters:,} parameters, vocabulary {len(prepared.vocab):,}"
+    if init_from:
+        text += f"; starts from {init_from} (its vocabulary and shapes fit)"
+    print(json_line(report) if as_json else text)
     return 0
+
+
+def _check_init_from(config: RunConfig, vocab, name_or_path: str) -> dict:
+    """Load --init-from's weights into the model this config builds, as train would; what it would record."""
+    from lmlib.model.build import build_model
+    from lmlib.pretrained.locate import locate
+    from lmlib.training.initial import StartFrom, initial_weights
+
+    folder, _ = locate(name_or_path)
+    return initial_weights(build_model(len(vocab), config.model), vocab, StartFrom(folder, name_or_path))

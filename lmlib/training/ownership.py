@@ -16,6 +16,7 @@ or deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -44,21 +45,45 @@ _PID_TEXT = re.compile(rb"^\s*\d*\s*$")  # what a lock file of ours holds: a pro
 @contextmanager
 def own_run_dir(root: str | os.PathLike) -> Iterator[Path]:
     """Hold `root` (created if missing) for this process; another owner, or files of a run's names that are
-    not a run's (`check_run_files`), is a clear LMError."""
+    not a run's (`check_run_files`), is a clear LMError. A folder this call created and left holding
+    nothing but its lock (a refused or interrupted start) is removed again: a refusal leaves no trace."""
     root = Path(root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(root, err) from None
-    release = _flock(root / LOCK_NAME) if fcntl is not None else None
-    if release is None:
-        release = _create_exclusively(root / PID_LOCK_NAME)
+    created = not (root.exists() or root.is_symlink())
+    release = _hold(root)
     try:
         remove_stale_files(root)
         check_run_files(RunPaths(root))
         yield root
     finally:
+        unused = created and _only_lock_files(root)
+        if unused:
+            (root / LOCK_NAME).unlink(missing_ok=True)  # under the lock: see _flock for whoever opened it before
         release()
+        if unused:
+            with contextlib.suppress(OSError):  # someone else's file appeared meanwhile: the folder stays
+                root.rmdir()
+
+
+def _hold(root: Path) -> Callable[[], None]:
+    """Create `root` if missing and lock it; the function that releases the lock."""
+    for _ in range(3):  # a lock file removed under us (own_run_dir's cleanup by its last owner): take the new one
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(root, err) from None
+        try:
+            release = _flock(root / LOCK_NAME) if fcntl is not None else None
+        except _LockRemoved:
+            continue
+        return release or _create_exclusively(root / PID_LOCK_NAME)  # None: no flock on this file system
+    raise _busy(root, "")
+
+
+def _only_lock_files(root: Path) -> bool:
+    try:
+        return {entry.name for entry in root.iterdir()} <= {LOCK_NAME, PID_LOCK_NAME}
+    except OSError:
+        return False
 
 
 def _busy(root: Path, pid: str, hint: str = "") -> LMError:
@@ -80,12 +105,28 @@ def _flock(lock: Path) -> Callable[[], None] | None:
     except OSError:  # ENOLCK, EOPNOTSUPP, ...: no flock here
         os.close(fd)
         return None
+    if not _names(fd, lock):  # opened just before its last owner removed it (own_run_dir): a lock of nothing
+        os.close(fd)
+        raise _LockRemoved
     if not _PID_TEXT.match(os.pread(fd, 64, 0)):  # read under the lock: the last owner wrote a pid or nothing
         os.close(fd)
         raise _not_a_lock(lock, "holds something other than a process id")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return lambda: os.close(fd)  # closing the descriptor releases the lock
+
+
+def _names(fd: int, lock: Path) -> bool:
+    """Whether `lock` still names the file open as `fd`."""
+    try:
+        here, held = os.stat(lock, follow_symlinks=False), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
+class _LockRemoved(Exception):
+    """The lock was taken on a file its last owner had just removed (own_run_dir's cleanup): take it again."""
 
 
 def _plain_file(path: Path) -> bool:

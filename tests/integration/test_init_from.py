@@ -100,7 +100,17 @@ def test_the_cli_finds_a_shipped_model_by_name_and_checks_its_shapes(tmp_path, c
     )  # fmt: skip
     err = capsys.readouterr().err
     assert code != 0 and "--init-from austen" in err and "Traceback" not in err and err.count("\n") == 1
-    assert not (tmp_path / "run" / "metrics.csv").exists()
+    assert not (tmp_path / "run").exists()  # refused before anything was written: no folder left behind
+
+
+def test_dry_run_checks_the_starting_model_as_train_would(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--preset", "smoke", "--set", "subset_tokens=5000", "--dry-run", "--init-from"]
+    assert main([*args, str(tiny_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["init_from"]["model"] == str(tiny_run)
+    assert main([*args, str(tiny_run), "--set", "hid_dim=24"]) != 0
+    assert "do not fit" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 
 def test_restart_from_the_runs_own_folder_is_refused_before_anything_is_deleted(tiny_run, tmp_path):

@@ -179,6 +179,39 @@ def test_the_lock_refuses_a_second_owner_and_is_released_after_a_failure(tmp_pat
         pass
 
 
+def test_a_refused_start_leaves_no_folder_behind_but_never_removes_a_users_folder(tmp_path):
+    run = tmp_path / "new" / "run"
+    with pytest.raises(LMError, match="unknown corpus name"):
+        train(small(corpus="nope"), run, progress=False)
+    assert not run.exists()  # created for the run, then refused: gone again (no folder holding only a lock)
+    run.mkdir()
+    (tmp_path / "new" / "notes.txt").write_text("mine")
+    with pytest.raises(LMError, match="unknown corpus name"):
+        train(small(corpus="nope"), run, progress=False)
+    assert run.is_dir() and (tmp_path / "new" / "notes.txt").read_text() == "mine"  # the user's folders stay
+
+
+def test_a_lock_taken_on_a_file_its_last_owner_just_removed_is_taken_again(tmp_path, monkeypatch):
+    """own_run_dir removes the lock of a folder it leaves empty; whoever opened that file just before would
+    hold a lock nobody else can see, so it checks the name still leads to its file, and tries again."""
+    from lmlib.training import ownership
+
+    opened, real_open = [], ownership._open_lock
+
+    def open_then_removed(lock):
+        fd = real_open(lock)
+        if not opened:  # the last owner's cleanup, between this open and this flock
+            lock.unlink()
+        opened.append(lock)
+        return fd
+
+    monkeypatch.setattr(ownership, "_open_lock", open_then_removed)
+    run = tmp_path / "run"
+    with ownership.own_run_dir(run):
+        assert len(opened) == 2 and (run / ownership.LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("platform", ["no fcntl", "no flock on this file system"])
 def test_without_fcntl_the_lock_is_an_exclusive_file(tmp_path, monkeypatch, platform):
     from lmlib.training import ownership
