@@ -28,7 +28,7 @@ from lmlib.report.outputs import stored_text, strip_outputs
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 MINE = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "05")]
-SET_UP_LINES = 12  # the first cell, folded in JupyterLab and Colab
+SET_UP_LINES = 13  # the first cell, folded in JupyterLab and Colab
 SET_UP_METADATA = {"cellView": "form", "jupyter": {"source_hidden": True}}  # Colab's form; JupyterLab's fold
 
 
@@ -140,13 +140,19 @@ def run_first_cell(monkeypatch, folder: Path) -> tuple[list[str], str]:
             return subprocess.CompletedProcess(command, 0)
         return real_run(command, *args, **kwargs)  # pip list runs for real
 
+    def invalidate_caches():  # the finders' cached folder listings predate the install: import must look again
+        assert installs, "caches invalidated before the install"
+        installs.append("caches invalidated")
+
     monkeypatch.chdir(folder)
     monkeypatch.delenv("LMLIB_SOURCE", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(importlib, "invalidate_caches", invalidate_caches)
     exec(compile(first_cell(NOTEBOOKS[0]).source, "first cell", "exec"), {})
-    (install,) = installs
+    install, invalidated = installs
+    assert invalidated == "caches invalidated"
     return install
 
 
