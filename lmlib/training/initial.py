@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmlib.config import ModelConfig, value_text
 from lmlib.data.vocab import Vocab
 from lmlib.errors import LMError
 from lmlib.model.build import LanguageModel
@@ -54,6 +55,27 @@ def check_same_start(start: StartFrom, recorded: dict | None) -> None:
         )
 
 
+# The model fields that make the network what it is: weights carry over only where all of them agree
+# (dropouts, `init`, AR/TAR and the update rule are how it trains, and may change).
+ARCHITECTURE = ("arch", "emb_dim", "hid_dim", "num_layers", "tie_weights", "adaptive_softmax", "cutoffs",
+                "n_heads", "context")  # fmt: skip
+
+
+def check_same_architecture(source: ModelConfig, config: ModelConfig, name_or_path: str) -> None:
+    """Refuse another architecture in one line naming every field that differs, before any weight is read."""
+    differ = [name for name in ARCHITECTURE if getattr(source, name) != getattr(config, name)]
+    if config.arch != "transformer":  # unused by the LSTM
+        differ = [name for name in differ if name not in ("n_heads", "context")]
+    if differ:
+        fields = ", ".join(
+            f"{n} {value_text(getattr(source, n))} there, {value_text(getattr(config, n))} here" for n in differ
+        )
+        raise LMError(
+            f"--init-from {name_or_path} is another network ({fields}): give this run the model's own fields "
+            "(its config.json; a preset it was trained with); dropouts and the update rule may differ"
+        )
+
+
 def initial_weights(model: LanguageModel, vocab: Vocab, start: StartFrom) -> dict:
     """Load `start`'s weights into `model` (built for `vocab`); return what config.json records of it."""
     from lmlib.training.runs import load_model, read_results
@@ -68,6 +90,7 @@ def initial_weights(model: LanguageModel, vocab: Vocab, start: StartFrom) -> dic
             f"({len(vocab):,}{', in another order' if len(vocab) == len(source_vocab) else ''}): a model continues "
             "only on the corpus, protocol and min_freq it was trained on"
         )
+    check_same_architecture(source.config, model.config, name_or_path)
     load_model_tensors(model, model_tensors(source), f"--init-from {name_or_path}")
     results = read_results(folder) or {}
     return {

@@ -75,7 +75,7 @@ def test_another_vocabulary_is_refused_in_one_line(tiny_run, tmp_path):
 
 def test_another_shape_is_refused_in_one_line(tiny_run, tmp_path):
     config = get_preset("smoke", **SMOKE, hid_dim=24)
-    with pytest.raises(LMError, match="do not fit") as err:
+    with pytest.raises(LMError, match="another network .hid_dim 32 there, 24 here.") as err:
         train(config, tmp_path / "other", progress=False, init_from=str(tiny_run))
     assert "\n" not in str(err.value)
 
@@ -99,7 +99,9 @@ def test_the_cli_finds_a_shipped_model_by_name_and_checks_its_shapes(tmp_path, c
          "--run-dir", str(tmp_path / "run"), "--init-from", "austen"]
     )  # fmt: skip
     err = capsys.readouterr().err
-    assert code != 0 and "--init-from austen" in err and "Traceback" not in err and err.count("\n") == 1
+    shipped = get_preset("austen").model  # test_shipped holds the shipped config to the preset
+    assert code != 0 and f"--init-from austen is another network (emb_dim {shipped.emb_dim} there, 32 here," in err
+    assert "tie_weights true there, false here" in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()  # refused before anything was written: no folder left behind
 
 
@@ -109,7 +111,7 @@ def test_dry_run_checks_the_starting_model_as_train_would(tiny_run, tmp_path, ca
     assert main([*args, str(tiny_run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["init_from"]["model"] == str(tiny_run)
     assert main([*args, str(tiny_run), "--set", "hid_dim=24"]) != 0
-    assert "do not fit" in capsys.readouterr().err
+    assert "another network (hid_dim 32 there, 24 here)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 
