@@ -45,6 +45,7 @@ class ArmResult:
     finished: bool  # every seed finished learning (early stop, past its best, levelled off)
     stopped: tuple[str, ...]  # how each seed's run ended: early_stopping, completed, time_budget
     curves: tuple[tuple[tuple[float, ...], ...], ...] = ()  # per seed: (epoch, wall_seconds, train_ppl, valid_ppl)
+    precision: str = ""  # what its runs computed in (fp32, bf16, ...; "bf16/fp32" if they differ; "" not recorded)
 
     @property
     def early_stopped(self) -> bool:
@@ -84,6 +85,7 @@ def from_summary(summary: dict, name: str | None = None) -> BuildResults:
             finished=bool(row.get("finished")),
             stopped=tuple(str(r.get("stopped")) for r in mine),
             curves=tuple(tuple(tuple(point) for point in r.get("curve") or ()) for r in mine),
+            precision=_precision(r.get("resolved_precision") for r in mine),
         )
     return BuildResults(name or str(summary.get("profile", "")), arms)
 
@@ -114,8 +116,14 @@ def from_arms(name: str, arms: list[Arm]) -> BuildResults:
             finished=all(learning_status(r).finished for r in arm.records),
             stopped=tuple(str(r.results.get("stopped")) for r in arm.records),
             curves=tuple(tuple(tuple(point) for point in curve(r)) for r in arm.records),
+            precision=_precision(r.results.get("resolved_precision") for r in arm.records),
         )
     return BuildResults(name, results)
+
+
+def _precision(values) -> str:
+    """The precisions an arm's runs computed in, as the title page names them ("" where none is recorded)."""
+    return "/".join(sorted({str(v) for v in values if v}))
 
 
 class Outcome(StrEnum):
@@ -141,6 +149,14 @@ class ArmAcross:
     def verdict(self) -> Verdict | None:
         """Did training to convergence change the arm's test perplexity beyond its seed ranges?"""
         return Verdict(self.short.test, self.long.test) if self.short and self.long else None
+
+    @property
+    def precision_changed(self) -> bool:
+        """The two builds computed this arm in different precisions (`mixed` is bf16 only where the CPU has
+        native bf16): its change mixes the budget's effect with the precision's."""
+        if not (self.short and self.long and self.short.precision and self.long.precision):
+            return False
+        return self.short.precision != self.long.precision
 
 
 @dataclass(frozen=True)

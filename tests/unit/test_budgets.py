@@ -105,6 +105,22 @@ def test_each_arm_says_what_longer_training_changed_and_how_its_runs_ended(compa
     assert table.loc["no-dropout", "test ppl, default"] == "—"
 
 
+def test_an_arm_computed_in_another_precision_in_the_other_build_is_named(comparison):
+    """`precision: mixed` is bf16 on one CPU, fp32 on another: a change across budgets may be the precision's."""
+    assert "differ in precision" not in budgets_text(comparison)  # neither summary records a precision
+    short, long = json.loads(json.dumps(SHORT)), json.loads(json.dumps(LONG))
+    for build, mixed in ((short, "fp32"), (long, "bf16")):
+        for run in build["runs"]:
+            run["resolved_precision"] = mixed if run["arm"] in ("cpu", "transformer") else "fp32"
+    across = compare_budgets(from_summary(short), from_summary(long))
+    assert [a.arm for a in across.arms if a.precision_changed] == ["cpu", "transformer"]
+    text = budgets_text(across)
+    assert (
+        "**The builds differ in precision** for **cpu** (fp32 at default, bf16 at converged), **transformer**" in text
+    )
+    assert "**plain-dropout** (" not in text
+
+
 def test_the_curves_of_both_builds_share_axes(comparison):
     fig = plot_budgets(comparison)
     by_epoch, by_time = fig.axes
