@@ -210,11 +210,10 @@ def _dry_run(config: RunConfig, as_json: bool, init_from: str | None = None) -> 
     prepared = prepare(load_corpus(config.data.corpus), config.data.protocol, config.data.min_freq)
     _, parameters = planned_weights(len(prepared.vocab), config.model)  # counted on the meta device: no allocation
     report = {"parameters": parameters, "vocab_size": len(prepared.vocab), "config": config.to_dict()}
-    if init_from:
-        report["init_from"] = _check_init_from(config, prepared.vocab, init_from)
     text = f"{parameters:,} parameters, vocabulary {len(prepared.vocab):,}"
     if init_from:
-        text += f"; starts from {init_from} (its vocabulary and shapes fit)"
+        report["init_from"] = _check_init_from(config, prepared.vocab, init_from)
+        text += f"; starts from {init_from} (its vocabulary and architecture fit)"
     print(json_line(report) if as_json else text)
     return 0
 
